@@ -1,0 +1,157 @@
+"""The one composition root: Settings -> clients -> services.
+
+`get_container()` builds the process-wide container on first use (settings read
+once; clients created lazily and reused across invocations, as Cloud Functions
+recommend). Tests build their own `Container(...)` with fakes or emulator clients
+and install it with `use_container`.
+
+Heavy SDKs are imported inside the properties that need them, so a function only
+pays the import cost of what it uses (the download function never imports stripe,
+sendgrid or the Tasks client).
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from commerce.clock import Clock, SystemClock
+from commerce.logs import configure_logging
+from commerce.secrets import EnvSecrets, SecretManagerSecrets, SecretSource
+from commerce.settings import SecretsBackend, Settings, load_settings
+
+if TYPE_CHECKING:
+    from google.cloud import firestore
+
+    from commerce.audit import Auditor
+    from commerce.keys import KeyService
+    from commerce.ratelimit import RateLimiter
+    from commerce.repositories import (
+        AuditLogRepository,
+        CustomerRepository,
+        DownloadTokenRepository,
+        EmailJobRepository,
+        LicenseRepository,
+        OrderRepository,
+        RateLimitRepository,
+        WebhookEventRepository,
+    )
+
+
+def secrets_for(settings: Settings) -> SecretSource:
+    if settings.secrets_backend is SecretsBackend.SECRET_MANAGER:
+        return SecretManagerSecrets(settings.gcp_project)
+    return EnvSecrets()
+
+
+class Container:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        secrets: SecretSource | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.secrets: SecretSource = secrets or secrets_for(settings)
+
+    # -- storage ---------------------------------------------------------------------
+    @cached_property
+    def db(self) -> firestore.Client:
+        from commerce.repositories import new_firestore_client
+
+        return new_firestore_client(self.settings.gcp_project)
+
+    @cached_property
+    def orders(self) -> OrderRepository:
+        from commerce.repositories import OrderRepository
+
+        return OrderRepository(self.db)
+
+    @cached_property
+    def customers(self) -> CustomerRepository:
+        from commerce.repositories import CustomerRepository
+
+        return CustomerRepository(self.db)
+
+    @cached_property
+    def licenses(self) -> LicenseRepository:
+        from commerce.repositories import LicenseRepository
+
+        return LicenseRepository(self.db)
+
+    @cached_property
+    def download_tokens(self) -> DownloadTokenRepository:
+        from commerce.repositories import DownloadTokenRepository
+
+        return DownloadTokenRepository(self.db)
+
+    @cached_property
+    def webhook_events(self) -> WebhookEventRepository:
+        from commerce.repositories import WebhookEventRepository
+
+        return WebhookEventRepository(self.db)
+
+    @cached_property
+    def email_jobs(self) -> EmailJobRepository:
+        from commerce.repositories import EmailJobRepository
+
+        return EmailJobRepository(self.db)
+
+    @cached_property
+    def audit_log(self) -> AuditLogRepository:
+        from commerce.repositories import AuditLogRepository
+
+        return AuditLogRepository(self.db)
+
+    @cached_property
+    def rate_limits(self) -> RateLimitRepository:
+        from commerce.repositories import RateLimitRepository
+
+        return RateLimitRepository(self.db)
+
+    # -- services --------------------------------------------------------------------
+    @cached_property
+    def auditor(self) -> Auditor:
+        from commerce.audit import Auditor
+
+        return Auditor(self.audit_log, self.clock)
+
+    @cached_property
+    def keys(self) -> KeyService:
+        from commerce.keys import KeyService
+
+        return KeyService(self.secrets, self.settings.license_key_prefix)
+
+    @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        from commerce.ratelimit import RateLimiter
+
+        return RateLimiter(self.rate_limits, self.clock, self.settings.rate_limit_window_seconds)
+
+    # Services of the purchase, delivery and licensing features are added below as
+    # cached properties, each importing its SDK lazily.
+
+
+_container: Container | None = None
+_lock = threading.Lock()
+
+
+def get_container() -> Container:
+    """The process-wide container, built on first use from the environment."""
+    global _container
+    with _lock:
+        if _container is None:
+            settings = load_settings()
+            configure_logging(settings.log_level, settings.gcp_project)
+            _container = Container(settings)
+        return _container
+
+
+def use_container(container: Container | None) -> None:
+    """Install a container (tests) or clear it (None) so the next call rebuilds."""
+    global _container
+    with _lock:
+        _container = container

@@ -1,0 +1,1 @@
+"""Pure domain code: values in, values out. No SDK, storage or network imports here."""

@@ -1,0 +1,146 @@
+"""Documents the backend keeps, as validated values. Storage layout: docs/data-model.md."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from commerce.domain.orders import OrderState
+
+
+class Document(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+
+
+def derived_id(kind: str, *parts: str) -> str:
+    """A stable document id derived from outside ids, so a repeat is a no-op."""
+    digest = hashlib.sha256(":".join((kind, *parts)).encode()).hexdigest()[:24]
+    return f"{kind}_{digest}"
+
+
+def mask_email(email: str) -> str:
+    """`jane@example.com` -> `j***@example.com` (for pages and support views)."""
+    local, _, domain = email.partition("@")
+    if not domain:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
+class Order(Document):
+    """Keyed by the Stripe Checkout Session id."""
+
+    state: OrderState
+    created_at: datetime
+    updated_at: datetime
+    customer_id: str | None = None
+    email_masked: str | None = None
+    amount_total: int | None = None
+    amount_refunded: int = 0
+    currency: str | None = None
+    locale: str = "en"
+    payment_intent_id: str | None = None
+    license_id: str | None = None
+    download_token_ids: tuple[str, ...] = ()
+    referral: str | None = None
+    product_id: str = "genx"
+    channel: str = "stable"
+    livemode: bool = False
+    last_event_id: str | None = None
+
+
+class Customer(Document):
+    """Keyed by `customer_id(normalized e-mail, pepper)`; the address is kept once, here."""
+
+    email: str
+    created_at: datetime
+    updated_at: datetime
+    locale: str = "en"
+    order_ids: tuple[str, ...] = ()
+
+
+class LicenseStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"  # dispute open
+    REVOKED = "revoked"
+
+
+class License(Document):
+    order_id: str
+    customer_id: str | None
+    key_hash: str
+    key_hint: str
+    generation: int = 1
+    secret_id: str
+    status: LicenseStatus = LicenseStatus.ACTIVE
+    status_reason: str | None = None
+    product_id: str = "genx"
+    channel: str = "stable"
+    entitled_major_versions: tuple[int, ...] = (1,)
+    activation_limit: int = 3
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookEventRecord(Document):
+    """The ledger entry of one Stripe event id: its existence means 'processed'."""
+
+    type: str
+    received_at: datetime
+    outcome: str
+    order_id: str | None = None
+    purge_at: datetime | None = None
+
+
+class EmailJobKind(StrEnum):
+    FULFILLMENT = "fulfillment"
+    RESEND = "resend"
+    REISSUE = "reissue"
+
+
+class EmailJobState(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"  # permanent failure (bad address, provider 4xx)
+    DEAD = "dead"  # attempts exhausted
+
+
+class EmailJob(Document):
+    """Outbox entry. Holds ids only: keys and tokens are re-derived by the worker."""
+
+    kind: EmailJobKind
+    state: EmailJobState = EmailJobState.PENDING
+    customer_id: str
+    order_ids: tuple[str, ...] = ()
+    license_ids: tuple[str, ...] = ()
+    download_token_ids: tuple[str, ...] = ()
+    locale: str = "en"
+    attempts: int = 0
+    created_at: datetime
+    updated_at: datetime
+    enqueued_at: datetime | None = None
+    sent_at: datetime | None = None
+    last_error: str | None = None
+    provider_message_id: str | None = None
+
+
+class AuditEntry(BaseModel):
+    """One commerce-critical fact. Never holds keys, tokens, secrets or full e-mails."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action: str
+    at: datetime
+    actor: str = "system"
+    order_id: str | None = None
+    license_id: str | None = None
+    customer_id: str | None = None
+    event_id: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    purge_at: datetime | None = None

@@ -1,0 +1,175 @@
+"""HTTP plumbing shared by the thin entry points in functions/main.py.
+
+`endpoint(...)` wraps a Flask view: method check, body-size limit, CORS for the
+storefront's origins, trace id for logs, and the one error renderer. Expected
+failures (CommerceError) become `{"error": code, "detail": text}` with their status;
+anything else is logged (redacted) and answered with a plain 500 body, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, TypeVar
+
+import flask
+from pydantic import BaseModel, ValidationError
+
+from commerce.errors import (
+    CommerceError,
+    InvalidRequest,
+    MethodNotAllowed,
+    OriginNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    render,
+)
+from commerce.logs import get_logger, set_trace_from_header
+
+M = TypeVar("M", bound=BaseModel)
+View = Callable[[flask.Request], flask.Response]
+DEFAULT_MAX_BODY = 16 * 1024
+_log = get_logger("commerce.http")
+
+
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> flask.Response:
+    response = flask.Response(
+        json.dumps(body, separators=(",", ":"), default=str),
+        status=status,
+        mimetype="application/json",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def error_response(error: CommerceError) -> flask.Response:
+    body, status, headers = render(error)
+    return json_response(body, status, headers)
+
+
+def _apply_cors(response: flask.Response, origin: str | None, allowed: Collection[str]) -> None:
+    if origin and origin.rstrip("/") in allowed:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+        response.headers["Access-Control-Max-Age"] = "600"
+
+
+def endpoint(
+    *,
+    methods: Collection[str],
+    max_body: int = DEFAULT_MAX_BODY,
+    cors_origins: Callable[[], Collection[str]] | None = None,
+) -> Callable[[View], View]:
+    allowed_methods = {m.upper() for m in methods}
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def wrapper(request: flask.Request) -> flask.Response:
+            set_trace_from_header(request.headers.get("X-Cloud-Trace-Context"))
+            origin = request.headers.get("Origin")
+            allowed_origins: Collection[str] = ()
+            try:
+                if cors_origins is not None:
+                    allowed_origins = cors_origins()
+                    if request.method == "OPTIONS":
+                        if not origin or origin.rstrip("/") not in allowed_origins:
+                            raise OriginNotAllowed()
+                        preflight = flask.Response(status=204)
+                        _apply_cors(preflight, origin, allowed_origins)
+                        return preflight
+                if request.method not in allowed_methods:
+                    raise MethodNotAllowed(headers={"Allow": ", ".join(sorted(allowed_methods))})
+                length = request.content_length
+                if length is not None and length > max_body:
+                    raise PayloadTooLarge()
+                response = view(request)
+            except CommerceError as error:
+                level = 40 if error.status >= 500 else 20
+                _log.log(
+                    level,
+                    "request refused: %s",
+                    error.code,
+                    extra={
+                        "event": "http.refused",
+                        "code": error.code,
+                        "status": error.status,
+                        "path": request.path,
+                    },
+                )
+                response = error_response(error)
+            except Exception:
+                _log.exception(
+                    "unhandled error", extra={"event": "http.error", "path": request.path}
+                )
+                response = json_response(
+                    {"error": "internal_error", "detail": "An internal error occurred."}, 500
+                )
+            if cors_origins is not None:
+                _apply_cors(response, origin, allowed_origins)
+            return response
+
+        return wrapper
+
+    return decorate
+
+
+def read_body(request: flask.Request, max_body: int = DEFAULT_MAX_BODY) -> bytes:
+    """The raw body (cached, so signature checks and parsing see the same bytes)."""
+    if request.content_length is not None and request.content_length > max_body:
+        raise PayloadTooLarge()
+    data = request.get_data(cache=True)
+    if len(data) > max_body:
+        raise PayloadTooLarge()
+    return data
+
+
+def parse_body(request: flask.Request, model: type[M], max_body: int = DEFAULT_MAX_BODY) -> M:
+    """JSON or form body -> validated model (unknown fields refused: set extra='forbid')."""
+    content_type = (request.mimetype or "").lower()
+    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        if request.content_length is not None and request.content_length > max_body:
+            raise PayloadTooLarge()
+        raw: Any = {key: value for key, value in request.form.items() if value != ""}
+    elif content_type == "application/json" or content_type == "":
+        body = read_body(request, max_body)
+        if not body.strip():
+            raw = {}
+        else:
+            try:
+                raw = json.loads(body)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                raise InvalidRequest("The body is not valid JSON.") from None
+    else:
+        raise UnsupportedMediaType()
+    if not isinstance(raw, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    return validate(model, raw)
+
+
+def validate(model: type[M], raw: Mapping[str, Any]) -> M:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InvalidRequest(f"{where}: {first['msg']}") from None
+
+
+def wants_html(request: flask.Request) -> bool:
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "text/html"
+
+
+def is_form_post(request: flask.Request) -> bool:
+    return (request.mimetype or "").lower() in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    )

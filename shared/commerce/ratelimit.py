@@ -1,0 +1,24 @@
+"""Rate limits shared across instances; a refusal is RateLimited (429 + Retry-After)."""
+
+from __future__ import annotations
+
+from commerce.clock import Clock
+from commerce.errors import RateLimited
+from commerce.repositories import RateLimitRepository
+
+
+class RateLimiter:
+    def __init__(self, repository: RateLimitRepository, clock: Clock, window_seconds: int) -> None:
+        self.repository = repository
+        self.clock = clock
+        self.window_seconds = window_seconds
+
+    def check(self, bucket: str, limit: int, *, window_seconds: int | None = None) -> None:
+        decision = self.repository.hit(
+            bucket,
+            limit=limit,
+            window_seconds=window_seconds or self.window_seconds,
+            now=self.clock.now(),
+        )
+        if not decision.allowed:
+            raise RateLimited(decision.retry_after_seconds)

@@ -1,0 +1,50 @@
+"""Fixed-window rate-limit counters shared by every instance (Firestore-backed)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from google.cloud import firestore
+
+from commerce.repositories.base import Transaction, run_transaction
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    count: int
+    retry_after_seconds: int
+
+
+class RateLimitRepository:
+    """`rate_limits/{sha256(bucket)}-{window start}`; documents expire by TTL on `expires_at`.
+
+    The bucket name is hashed so e-mail addresses or IPs used as buckets are not stored.
+    """
+
+    collection = "rate_limits"
+
+    def __init__(self, db: firestore.Client) -> None:
+        self.db = db
+
+    def hit(self, bucket: str, *, limit: int, window_seconds: int, now: datetime) -> RateDecision:
+        epoch = int(now.timestamp())
+        window_start = epoch - epoch % window_seconds
+        retry_after = window_start + window_seconds - epoch
+        name = hashlib.sha256(bucket.encode()).hexdigest()[:32]
+        ref = self.db.collection(self.collection).document(f"{name}-{window_start}")
+        expires_at = datetime.fromtimestamp(window_start + window_seconds, UTC) + timedelta(
+            seconds=window_seconds
+        )
+
+        def count_one(tx: Transaction) -> RateDecision:
+            snapshot = ref.get(transaction=tx)
+            count = int((snapshot.to_dict() or {}).get("count", 0)) if snapshot.exists else 0
+            if count >= limit:
+                return RateDecision(False, count, max(1, retry_after))
+            tx.set(ref, {"count": count + 1, "expires_at": expires_at})
+            return RateDecision(True, count + 1, 0)
+
+        return run_transaction(self.db, count_one)

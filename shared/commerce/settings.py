@@ -1,0 +1,135 @@
+"""Runtime configuration, read once from the environment by the composition root.
+
+Every variable is documented in `.env.example`. Secrets are NOT settings: they come
+through `commerce.secrets` (environment locally, Secret Manager in the cloud).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from commerce.errors import ConfigurationError
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class SecretsBackend(StrEnum):
+    ENV = "env"
+    SECRET_MANAGER = "secret-manager"  # noqa: S105 - a backend name
+
+
+class MailBackend(StrEnum):
+    SMTP = "smtp"
+    SENDGRID = "sendgrid"
+
+
+class Settings(BaseSettings):
+    """Frozen, validated configuration. Field `foo_bar` is read from `FOO_BAR`."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+
+    environment: Environment
+    gcp_project: str = Field(min_length=1)
+    gcp_region: str = "europe-west1"
+
+    # Product and storefront
+    product_id: str = "genx"
+    product_name: str = "GENX"
+    license_key_prefix: str = Field(default="GENX", pattern=r"^[A-Z]{2,8}$")
+    price_display: str = "€49"
+    storefront_url: AnyHttpUrl
+    storefront_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    public_base_url: AnyHttpUrl  # where the functions are reachable (download links)
+    storefront_version: str = "1"
+
+    # Stripe (the secret key is a secret, not a setting)
+    stripe_price_id: str = ""
+    stripe_api_base: str = ""  # empty = Stripe itself; set locally to the test double
+
+    # Storage
+    artifacts_bucket: str = Field(min_length=3)
+    url_signing_key_file: str = ""  # local only: throw-away service-account key
+    signed_url_ttl_seconds: int = Field(default=300, ge=30, le=900)
+
+    # Cloud Tasks / e-mail
+    tasks_location: str = "europe-west1"
+    tasks_queue: str = "email"
+    tasks_emulator_host: str = ""  # local only, host:port of the tasks emulator
+    email_worker_url: str = ""
+    tasks_invoker_service_account: str = ""
+    mail_backend: MailBackend = MailBackend.SMTP
+    mail_from: str = "GENX Shop <shop@example.com>"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    sendgrid_api_host: str = ""  # empty = SendGrid itself; tests point it at a fake
+    email_max_attempts: int = Field(default=8, ge=1, le=100)
+    email_sweep_after_seconds: int = Field(default=300, ge=10)
+
+    # Downloads and licensing
+    download_token_ttl_hours: int = Field(default=72, ge=1, le=24 * 30)
+    download_max_redemptions: int = Field(default=5, ge=1, le=100)
+    license_activation_limit: int = Field(default=3, ge=1, le=100)
+    activation_stale_days: int = Field(default=180, ge=1)
+
+    # Seller, support, legal
+    seller_name: str = "GENX Software (draft)"
+    seller_country: str = "undecided"
+    seller_address: str = ""
+    support_email: str = "support@example.com"
+    refund_window_days: int = Field(default=14, ge=0, le=365)
+    legal_final: bool = False
+
+    # Secrets
+    secrets_backend: SecretsBackend = SecretsBackend.ENV
+
+    # Rate limits (requests per window)
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
+    checkout_rate_limit: int = Field(default=20, ge=1)
+    download_rate_limit_per_token: int = Field(default=10, ge=1)
+    download_rate_limit_per_network: int = Field(default=30, ge=1)
+
+    trusted_proxy_hops: int = Field(default=1, ge=0, le=5)  # see domain.network
+
+    log_level: str = "INFO"
+
+    @field_validator("storefront_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _cloud_rules(self) -> Settings:
+        if self.environment is not Environment.LOCAL:
+            if self.secrets_backend is not SecretsBackend.SECRET_MANAGER:
+                raise ValueError("SECRETS_BACKEND must be secret-manager outside local")
+            if self.url_signing_key_file:
+                raise ValueError("URL_SIGNING_KEY_FILE is for local use only; sign through IAM")
+            if self.stripe_api_base:
+                raise ValueError("STRIPE_API_BASE is for the local Stripe double only")
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return self.environment is Environment.LOCAL
+
+
+def load_settings() -> Settings:
+    """Read the environment once; on a bad value stop with a message naming the variable."""
+    try:
+        return Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper() or "(settings)"
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
