@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         RateLimitRepository,
         WebhookEventRepository,
     )
+    from commerce.signing import Signer
 
 
 def secrets_for(settings: Settings) -> SecretSource:
@@ -130,6 +131,12 @@ class Container:
         from commerce.ratelimit import RateLimiter
 
         return RateLimiter(self.rate_limits, self.clock, self.settings.rate_limit_window_seconds)
+
+    @cached_property
+    def signer(self) -> Signer:
+        from commerce.signing import Signer
+
+        return Signer(self.secrets)
 
     # Services of the purchase, delivery and licensing features are added below as
     # cached properties, each importing its SDK lazily.
