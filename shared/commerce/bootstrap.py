@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from google.cloud import firestore
 
     from commerce.audit import Auditor
+    from commerce.email_queue import EmailQueue
     from commerce.keys import KeyService
     from commerce.ratelimit import RateLimiter
     from commerce.repositories import (
@@ -140,6 +141,14 @@ class Container:
 
     # Services of the purchase, delivery and licensing features are added below as
     # cached properties, each importing its SDK lazily.
+
+    # -- delivery ----------------------------------------------------------------------
+    @cached_property
+    def email_queue(self) -> EmailQueue:
+        """Cloud Tasks (emulator locally); the Tasks client is created on first enqueue."""
+        from commerce.delivery.tasks_queue import CloudTasksEmailQueue
+
+        return CloudTasksEmailQueue(self.settings)
 
 
 _container: Container | None = None

@@ -1,0 +1,113 @@
+"""Cloud Tasks implementation of the `EmailQueue` port.
+
+One task per e-mail job: an HTTP POST of `{"job_id": ...}` (ids only, never a key or
+token) to the `send_email` worker, OIDC-signed with the invoker service account in
+Google Cloud. The task name is derived from the job id so a repeated enqueue of the
+same attempt is refused by Cloud Tasks (AlreadyExists counts as success). Cloud Tasks
+keeps refusing a used name for about an hour after the task ran, so re-enqueues (the
+sweeper, `emails resend`) pass a new `attempt` which becomes a name suffix.
+
+Locally the tasks emulator is reached over an insecure gRPC channel; it sends no OIDC
+header and does not de-duplicate names, which is why the worker is idempotent itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from typing import TYPE_CHECKING, Any
+
+from commerce.errors import ConfigurationError
+from commerce.logs import get_logger
+from commerce.settings import Settings
+
+if TYPE_CHECKING:
+    from google.cloud.tasks_v2 import CloudTasksClient
+
+_log = get_logger("commerce.delivery.tasks")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def task_id_for(job_id: str, attempt: int = 0) -> str:
+    """`email-<job id>` for the first enqueue, `email-<job id>-r<attempt>` after."""
+    base = "email-" + _UNSAFE.sub("-", job_id)
+    return base if attempt <= 0 else f"{base}-r{attempt}"
+
+
+def task_body(job_id: str) -> bytes:
+    return json.dumps({"job_id": job_id}, separators=(",", ":")).encode()
+
+
+class CloudTasksEmailQueue:
+    def __init__(self, settings: Settings, client: CloudTasksClient | None = None) -> None:
+        self.settings = settings
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> CloudTasksClient:
+        with self._lock:
+            if self._client is None:
+                self._client = new_tasks_client(self.settings)
+            return self._client
+
+    @property
+    def queue_path(self) -> str:
+        s = self.settings
+        return f"projects/{s.gcp_project}/locations/{s.tasks_location}/queues/{s.tasks_queue}"
+
+    def build_task(self, job_id: str, attempt: int = 0) -> dict[str, Any]:
+        s = self.settings
+        if not s.email_worker_url:
+            raise ConfigurationError("EMAIL_WORKER_URL is not set; e-mail jobs cannot be queued")
+        http_request: dict[str, Any] = {
+            "http_method": "POST",
+            "url": s.email_worker_url,
+            "headers": {"Content-Type": "application/json"},
+            "body": task_body(job_id),
+        }
+        if not s.tasks_emulator_host:
+            if not s.tasks_invoker_service_account:
+                raise ConfigurationError(
+                    "TASKS_INVOKER_SERVICE_ACCOUNT is not set; the worker would be unauthenticated"
+                )
+            http_request["oidc_token"] = {
+                "service_account_email": s.tasks_invoker_service_account,
+                "audience": s.email_worker_url,
+            }
+        return {
+            "name": f"{self.queue_path}/tasks/{task_id_for(job_id, attempt)}",
+            "http_request": http_request,
+        }
+
+    def enqueue(self, job_id: str, *, attempt: int = 0) -> None:
+        from google.api_core import exceptions as gexc
+
+        task = self.build_task(job_id, attempt)
+        try:
+            self.client.create_task(request={"parent": self.queue_path, "task": task})
+        except gexc.AlreadyExists:
+            # The same attempt was queued before: that task will deliver the job.
+            _log.info(
+                "e-mail task already queued",
+                extra={"event": "email.enqueue_duplicate", "job_id": job_id},
+            )
+            return
+        _log.info(
+            "e-mail task queued",
+            extra={"event": "email.enqueued", "job_id": job_id, "attempt": attempt},
+        )
+
+
+def new_tasks_client(settings: Settings) -> CloudTasksClient:
+    """The Tasks client: emulator over insecure gRPC locally, default credentials otherwise."""
+    from google.cloud.tasks_v2 import CloudTasksClient
+
+    if settings.tasks_emulator_host:
+        import grpc
+        from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+        channel = grpc.insecure_channel(settings.tasks_emulator_host)
+        return CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+    return CloudTasksClient()
