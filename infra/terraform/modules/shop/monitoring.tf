@@ -1,0 +1,222 @@
+locals {
+  notification_channels = concat(
+    var.notification_channels,
+    [for channel in google_monitoring_notification_channel.email : channel.id],
+  )
+  runbook = "docs/runbooks/incident-triage.md"
+
+  # The app logs one JSON object per line; `event` names what happened. Each metric
+  # counts log entries of one event from the shop's functions.
+  log_metrics = {
+    webhook_failures = {
+      event       = "webhook.failed"
+      description = "Stripe webhook deliveries the shop failed to process."
+    }
+    dead_emails = {
+      event       = "email.dead"
+      description = "E-mail jobs that exhausted their retries."
+    }
+    reconcile_repairs = {
+      event       = "reconcile.repaired"
+      description = "Paid orders the reconciliation found unfulfilled and repaired (a missed webhook)."
+    }
+  }
+}
+
+resource "google_monitoring_notification_channel" "email" {
+  for_each = var.alert_email == "" ? toset([]) : toset([var.alert_email])
+
+  project      = var.project_id
+  display_name = "Shop alerts (${var.environment}) ${each.value}"
+  type         = "email"
+  labels = {
+    email_address = each.value
+  }
+}
+
+resource "google_logging_metric" "event" {
+  for_each = local.log_metrics
+
+  project     = var.project_id
+  name        = "${var.name_prefix}/${each.key}"
+  description = each.value.description
+  filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.event=\"${each.value.event}\""
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+  }
+}
+
+resource "google_monitoring_alert_policy" "log_event" {
+  for_each = local.log_metrics
+
+  project               = var.project_id
+  display_name          = "[${var.environment}] ${each.value.event}"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "${each.value.event} logged"
+
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.event[each.key].name}\" AND resource.type=\"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "${each.value.description} Follow ${local.runbook} (section `${each.value.event}`)."
+  }
+}
+
+resource "google_monitoring_alert_policy" "five_xx" {
+  project               = var.project_id
+  display_name          = "[${var.environment}] Function 5xx rate"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "5xx responses above ${var.five_xx_ratio_threshold * 100}% per function"
+
+    condition_threshold {
+      filter             = "metric.type=\"run.googleapis.com/request_count\" AND resource.type=\"cloud_run_revision\" AND metric.label.response_code_class=\"5xx\""
+      denominator_filter = "metric.type=\"run.googleapis.com/request_count\" AND resource.type=\"cloud_run_revision\""
+      comparison         = "COMPARISON_GT"
+      threshold_value    = var.five_xx_ratio_threshold
+      duration           = "300s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.label.service_name"]
+      }
+
+      denominator_aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.label.service_name"]
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "A function answers 5xx (bad input must be 4xx, so a 5xx is a bug or an outage). Follow ${local.runbook} (section `5xx rate`)."
+  }
+}
+
+# Uptime: the storefront page, and an API function behind the load balancer (order
+# status without a session id must answer 4xx, which proves routing, Cloud Armor and
+# the function are up without creating anything).
+locals {
+  uptime_checks = {
+    storefront = {
+      path          = "/"
+      status_class  = "STATUS_CLASS_2XX"
+      content_match = ""
+    }
+    api = {
+      path          = "/api/order-status"
+      status_class  = "STATUS_CLASS_4XX"
+      content_match = "\"error\""
+    }
+  }
+}
+
+resource "google_monitoring_uptime_check_config" "shop" {
+  for_each = local.uptime_checks
+
+  project      = var.project_id
+  display_name = "${var.name_prefix}-${var.environment}-${each.key}"
+  timeout      = "10s"
+  period       = "300s"
+
+  http_check {
+    path           = each.value.path
+    port           = 443
+    use_ssl        = true
+    validate_ssl   = true
+    request_method = "GET"
+
+    accepted_response_status_codes {
+      status_class = each.value.status_class
+    }
+  }
+
+  dynamic "content_matchers" {
+    for_each = each.value.content_match == "" ? [] : [each.value.content_match]
+    content {
+      content = content_matchers.value
+      matcher = "CONTAINS_STRING"
+    }
+  }
+
+  monitored_resource {
+    type = "uptime_url"
+    labels = {
+      project_id = var.project_id
+      host       = var.domain
+    }
+  }
+}
+
+resource "google_monitoring_alert_policy" "uptime" {
+  for_each = local.uptime_checks
+
+  project               = var.project_id
+  display_name          = "[${var.environment}] Uptime ${each.key}"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "Uptime check ${each.key} failing"
+
+    condition_threshold {
+      filter          = "metric.type=\"monitoring.googleapis.com/uptime_check/check_passed\" AND resource.type=\"uptime_url\" AND metric.label.check_id=\"${google_monitoring_uptime_check_config.shop[each.key].uptime_check_id}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 1
+      duration        = "300s"
+
+      aggregations {
+        alignment_period     = "1200s"
+        per_series_aligner   = "ALIGN_NEXT_OLDER"
+        cross_series_reducer = "REDUCE_COUNT_FALSE"
+        group_by_fields      = ["resource.label.*"]
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "The ${each.key} uptime check fails from more than one region. Follow ${local.runbook} (section `uptime`)."
+  }
+}

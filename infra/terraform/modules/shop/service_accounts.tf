@@ -1,0 +1,53 @@
+# Identities that are not functions. Each function's own identity lives in
+# modules/function.
+
+# Signs the OIDC tokens Cloud Tasks sends to the send_email worker.
+resource "google_service_account" "tasks_invoker" {
+  project      = var.project_id
+  account_id   = "tasks-email-invoker"
+  display_name = "Cloud Tasks -> send_email"
+  description  = "OIDC identity of e-mail tasks; may invoke send_email and nothing else."
+}
+
+# Signs the OIDC tokens Cloud Scheduler sends to reconcile and email_sweeper.
+resource "google_service_account" "scheduler_invoker" {
+  project      = var.project_id
+  account_id   = "scheduler-invoker"
+  display_name = "Cloud Scheduler -> scheduled functions"
+  description  = "OIDC identity of scheduler jobs; may invoke reconcile and email_sweeper only."
+}
+
+# Calls the Firestore export API for the daily backup.
+resource "google_service_account" "firestore_exporter" {
+  project      = var.project_id
+  account_id   = "firestore-exporter"
+  display_name = "Daily Firestore export"
+  description  = "Starts Firestore exports into the backups bucket; reads no documents."
+}
+
+# Cloud Build identity for building the functions from the bundle (instead of the
+# default compute service account, which is far too broad).
+resource "google_service_account" "function_builder" {
+  project      = var.project_id
+  account_id   = "function-builder"
+  display_name = "Cloud Functions builder"
+  description  = "Builds function images from the source bundle."
+}
+
+resource "google_project_iam_member" "builder" {
+  for_each = toset([
+    "roles/logging.logWriter",
+    # Writes the built image into the gcf-artifacts repository Cloud Functions creates.
+    "roles/artifactregistry.writer",
+  ])
+
+  project = var.project_id
+  role    = each.value
+  member  = "serviceAccount:${google_service_account.function_builder.email}"
+}
+
+resource "google_storage_bucket_iam_member" "builder_reads_source" {
+  bucket = google_storage_bucket.function_source.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.function_builder.email}"
+}
