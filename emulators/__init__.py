@@ -1,0 +1,1 @@
+"""Local stand-ins for the cloud services the project talks to."""
