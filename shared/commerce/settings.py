@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     storefront_origins: Annotated[tuple[str, ...], NoDecode] = ()
     public_base_url: AnyHttpUrl  # where the functions are reachable (download links)
     storefront_version: str = "1"
+    # Function URLs the static storefront calls (baked into the pages by `make site`);
+    # empty = `{PUBLIC_BASE_URL}/<function name>` (one host routing paths to functions).
+    checkout_url: str = ""
+    order_status_url: str = ""
+    resend_url: str = ""
 
     # Stripe (the secret key is a secret, not a setting)
     stripe_price_id: str = ""
@@ -95,6 +100,10 @@ class Settings(BaseSettings):
     checkout_rate_limit: int = Field(default=20, ge=1)
     download_rate_limit_per_token: int = Field(default=10, ge=1)
     download_rate_limit_per_network: int = Field(default=30, ge=1)
+    order_status_rate_limit_per_network: int = Field(default=120, ge=1)  # success-page polling
+    resend_rate_limit_window_seconds: int = Field(default=3600, ge=60)
+    resend_rate_limit_per_address: int = Field(default=3, ge=1)
+    resend_rate_limit_per_network: int = Field(default=10, ge=1)
 
     trusted_proxy_hops: int = Field(default=1, ge=0, le=5)  # see domain.network
 
