@@ -5,6 +5,7 @@ from __future__ import annotations
 from commerce.clock import Clock
 from commerce.errors import RateLimited
 from commerce.repositories import RateLimitRepository
+from commerce.repositories.rate_limits import RateWindow
 
 
 class RateLimiter:
@@ -22,3 +23,13 @@ class RateLimiter:
         )
         if not decision.allowed:
             raise RateLimited(decision.retry_after_seconds)
+
+    def window(self, bucket: str, limit: int, *, window_seconds: int | None = None) -> RateWindow:
+        """The bucket's counter for the current window, to be counted in a caller's
+        transaction together with the work it guards (see delivery.download)."""
+        return self.repository.window(
+            bucket,
+            limit=limit,
+            window_seconds=window_seconds or self.window_seconds,
+            now=self.clock.now(),
+        )

@@ -18,6 +18,23 @@ class RateDecision:
     retry_after_seconds: int
 
 
+@dataclass(frozen=True)
+class RateWindow:
+    """The counter document of one bucket's current window, for callers that count
+    inside their own transaction (read `ref`, then `tx.set(ref, counted(n))`)."""
+
+    ref: firestore.DocumentReference
+    limit: int
+    retry_after_seconds: int
+    expires_at: datetime
+
+    def allows(self, count: int) -> bool:
+        return count < self.limit
+
+    def counted(self, count: int) -> dict[str, object]:
+        return {"count": count + 1, "expires_at": self.expires_at}
+
+
 class RateLimitRepository:
     """`rate_limits/{sha256(bucket)}-{window start}`; documents expire by TTL on `expires_at`.
 
@@ -48,3 +65,16 @@ class RateLimitRepository:
             return RateDecision(True, count + 1, 0)
 
         return run_transaction(self.db, count_one)
+
+    def window(self, bucket: str, *, limit: int, window_seconds: int, now: datetime) -> RateWindow:
+        """Same document as `hit` uses, for counting inside a caller's transaction."""
+        epoch = int(now.timestamp())
+        window_start = epoch - epoch % window_seconds
+        name = hashlib.sha256(bucket.encode()).hexdigest()[:32]
+        return RateWindow(
+            ref=self.db.collection(self.collection).document(f"{name}-{window_start}"),
+            limit=limit,
+            retry_after_seconds=max(1, window_start + window_seconds - epoch),
+            expires_at=datetime.fromtimestamp(window_start + window_seconds, UTC)
+            + timedelta(seconds=window_seconds),
+        )
