@@ -27,6 +27,11 @@ if TYPE_CHECKING:
     from commerce.audit import Auditor
     from commerce.email_queue import EmailQueue
     from commerce.keys import KeyService
+    from commerce.purchase.checkout import CheckoutService
+    from commerce.purchase.fulfillment import Fulfillment
+    from commerce.purchase.gateway import StripeGateway
+    from commerce.purchase.reconciliation import Reconciler
+    from commerce.purchase.webhooks import WebhookService
     from commerce.ratelimit import RateLimiter
     from commerce.repositories import (
         AuditLogRepository,
@@ -141,6 +146,66 @@ class Container:
 
     # Services of the purchase, delivery and licensing features are added below as
     # cached properties, each importing its SDK lazily.
+
+    # -- purchase ----------------------------------------------------------------------
+    @cached_property
+    def stripe_gateway(self) -> StripeGateway:
+        """The official Stripe client (the local double when STRIPE_API_BASE is set)."""
+        from commerce.purchase.gateway import StripeGateway
+
+        return StripeGateway.from_settings(self.settings, self.secrets)
+
+    @cached_property
+    def fulfillment(self) -> Fulfillment:
+        from commerce.purchase.fulfillment import Fulfillment
+
+        return Fulfillment(
+            settings=self.settings,
+            clock=self.clock,
+            keys=self.keys,
+            auditor=self.auditor,
+            orders=self.orders,
+            customers=self.customers,
+            licenses=self.licenses,
+            download_tokens=self.download_tokens,
+            webhook_events=self.webhook_events,
+            email_jobs=self.email_jobs,
+            email_queue=lambda: self.email_queue,  # built on first enqueue, after commit
+        )
+
+    @cached_property
+    def checkout_service(self) -> CheckoutService:
+        from commerce.purchase.checkout import CheckoutService
+
+        return CheckoutService(
+            settings=self.settings,
+            gateway=self.stripe_gateway,
+            rate_limiter=self.rate_limiter,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def webhook_service(self) -> WebhookService:
+        from commerce.purchase.webhooks import WebhookService
+
+        return WebhookService(
+            secrets=self.secrets,
+            fulfillment=self.fulfillment,
+            orders=self.orders,
+            gateway=self.stripe_gateway,
+        )
+
+    @cached_property
+    def reconciler(self) -> Reconciler:
+        from commerce.purchase.reconciliation import Reconciler
+
+        return Reconciler(
+            gateway=self.stripe_gateway,
+            fulfillment=self.fulfillment,
+            orders=self.orders,
+            clock=self.clock,
+            default_days=self.settings.reconcile_lookback_days,
+        )
 
     # -- delivery ----------------------------------------------------------------------
     @cached_property

@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     # Stripe (the secret key is a secret, not a setting)
     stripe_price_id: str = ""
     stripe_api_base: str = ""  # empty = Stripe itself; set locally to the test double
+    reconcile_lookback_days: int = Field(default=3, ge=1, le=30)  # Checkout Sessions kept 30 d
 
     # Storage
     artifacts_bucket: str = Field(min_length=3)

@@ -1,0 +1,140 @@
+"""The adapter to Stripe: the one module of the purchase feature that imports `stripe`.
+
+It wraps the official library's `StripeClient` (pointed at the local test double by
+`STRIPE_API_BASE`, at Stripe itself otherwise), verifies webhook signatures, and turns
+the library's errors into ours: a refused or unreachable provider is a 502
+`payment_provider_error`, a bad signature a 400 `invalid_signature`. Callers get plain
+dicts, never library objects.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import stripe
+
+from commerce.errors import InvalidSignature
+from commerce.logs import get_logger
+from commerce.purchase.schemas import InvalidEvent, PaymentProviderError
+from commerce.secrets import SecretName, SecretSource
+
+if TYPE_CHECKING:
+    from commerce.settings import Settings
+
+WEBHOOK_TOLERANCE_SECONDS = 300
+HTTP_TIMEOUT_SECONDS = 20
+_log = get_logger("commerce.purchase.gateway")
+
+
+def verify_event(payload: bytes, signature_header: str | None, secret: str) -> dict[str, Any]:
+    """The event in `payload` after checking its `Stripe-Signature` (raises InvalidSignature).
+
+    The official library checks the HMAC over the raw bytes and the timestamp's age.
+    """
+    if not signature_header:
+        raise InvalidSignature("The Stripe-Signature header is missing.")
+    try:
+        stripe.Webhook.construct_event(
+            payload, signature_header, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS
+        )
+    except stripe.SignatureVerificationError:
+        raise InvalidSignature() from None
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidEvent("The body is not a Stripe event.") from None
+    event = json.loads(payload)
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str):
+        raise InvalidEvent("The body is not a Stripe event.")
+    return event
+
+
+def _provider_error(exc: stripe.StripeError, action: str) -> PaymentProviderError:
+    status = exc.http_status
+    _log.warning(
+        "stripe refused %s",
+        action,
+        extra={
+            "event": "stripe.error",
+            "action": action,
+            "stripe_status": status,
+            "stripe_code": exc.code,
+            "stripe_request_id": exc.request_id,
+            "error_type": type(exc).__name__,
+        },
+    )
+    if isinstance(exc, stripe.APIConnectionError):
+        return PaymentProviderError("The payment provider could not be reached; please retry.")
+    if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
+        return PaymentProviderError("The shop's payment configuration was refused by Stripe.")
+    if isinstance(exc, stripe.InvalidRequestError):
+        return PaymentProviderError(f"The payment provider refused the request ({exc.code}).")
+    return PaymentProviderError(f"The payment provider failed (HTTP {status}); please retry.")
+
+
+class StripeGateway:
+    """Checkout Sessions through the official client, created on first use."""
+
+    def __init__(self, secrets: SecretSource, api_base: str = "") -> None:
+        self._secrets = secrets
+        self._api_base = api_base
+        self._client: stripe.StripeClient | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, secrets: SecretSource) -> StripeGateway:
+        return cls(secrets, settings.stripe_api_base)
+
+    @property
+    def client(self) -> stripe.StripeClient:
+        with self._lock:
+            if self._client is None:
+                key = self._secrets.get(SecretName.STRIPE_SECRET_KEY)  # fail closed
+                self._client = stripe.StripeClient(
+                    key,
+                    base_addresses={"api": self._api_base} if self._api_base else None,
+                    max_network_retries=2,  # safe: every create carries an idempotency key
+                    http_client=stripe.RequestsClient(timeout=HTTP_TIMEOUT_SECONDS),
+                )
+            return self._client
+
+    def create_checkout_session(
+        self, params: Mapping[str, Any], idempotency_key: str
+    ) -> dict[str, Any]:
+        try:
+            session = self.client.v1.checkout.sessions.create(
+                params=dict(params),  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise _provider_error(exc, "checkout.sessions.create") from None
+        return session.to_dict()
+
+    def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
+        try:
+            session = self.client.v1.checkout.sessions.retrieve(session_id)
+        except stripe.StripeError as exc:
+            raise _provider_error(exc, "checkout.sessions.retrieve") from None
+        return session.to_dict()
+
+    def sessions_for_payment_intent(self, payment_intent_id: str) -> list[dict[str, Any]]:
+        try:
+            page = self.client.v1.checkout.sessions.list(
+                params={"payment_intent": payment_intent_id, "limit": 3}
+            )
+        except stripe.StripeError as exc:
+            raise _provider_error(exc, "checkout.sessions.list") from None
+        return [session.to_dict() for session in page.data]
+
+    def sessions_created_since(self, since: datetime) -> Iterator[dict[str, Any]]:
+        """Every Checkout Session created at or after `since`, newest first (all pages)."""
+        try:
+            page = self.client.v1.checkout.sessions.list(
+                params={"created": {"gte": int(since.timestamp())}, "limit": 100}
+            )
+            for session in page.auto_paging_iter():
+                yield session.to_dict()
+        except stripe.StripeError as exc:
+            raise _provider_error(exc, "checkout.sessions.list") from None

@@ -1,0 +1,178 @@
+"""Values of the purchase feature: the checkout request, what a Checkout Session tells us,
+and the reports services hand back to the entry points. Pure: no SDK imports."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+from commerce.errors import ConfigurationError, InvalidRequest, UpstreamError
+
+LOCALES = ("en", "de")
+Locale = Literal["en", "de"]
+# Deliberately simple: one @, no spaces, a dot in the domain. Stripe validates again.
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+_REF = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+
+
+class CheckoutRequest(BaseModel):
+    """What the storefront (script or plain form) sends to start a purchase."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    email: StrictStr | None = Field(default=None, max_length=254)
+    locale: Locale = "en"
+    ref: StrictStr | None = Field(default=None, pattern=_REF)
+
+    @field_validator("email")
+    @classmethod
+    def _email_shape(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not _EMAIL.match(value):
+            raise ValueError("not a valid e-mail address")
+        return value
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    id: str
+    url: str
+
+
+class PaymentProviderError(UpstreamError):
+    code = "payment_provider_error"
+    default_detail = "The payment provider could not be reached; please try again in a moment."
+
+
+class CheckoutNotConfigured(ConfigurationError):
+    code = "checkout_disabled"
+    default_detail = "Checkout is not configured (no price)."
+
+
+class WebhookDisabled(ConfigurationError):
+    code = "webhook_disabled"
+    default_detail = "The webhook endpoint is disabled: no signing secret is configured."
+
+
+class InvalidEvent(InvalidRequest):
+    code = "invalid_event"
+    default_detail = "The event could not be read."
+
+
+PAID_STATUSES = frozenset({"paid", "no_payment_required"})  # a 100 % coupon is paid too
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What fulfillment needs from a Checkout Session (webhook payload or API object)."""
+
+    id: str
+    status: str | None
+    payment_status: str | None
+    email: str | None
+    amount_total: int | None
+    currency: str | None
+    payment_intent_id: str | None
+    locale: str
+    referral: str | None
+    product_id: str | None
+    livemode: bool
+
+    @property
+    def is_paid(self) -> bool:
+        return self.payment_status in PAID_STATUSES
+
+    @property
+    def is_complete_and_paid(self) -> bool:
+        return self.status == "complete" and self.is_paid
+
+    @classmethod
+    def from_stripe(cls, session: Mapping[str, Any]) -> SessionFacts:
+        session_id = session.get("id")
+        if not isinstance(session_id, str) or not session_id:
+            raise InvalidEvent("the Checkout Session has no id")
+        metadata = _mapping(session.get("metadata"))
+        details = _mapping(session.get("customer_details"))
+        email = details.get("email") or session.get("customer_email")
+        locale = str(metadata.get("locale") or session.get("locale") or "en")
+        intent = session.get("payment_intent")
+        if isinstance(intent, Mapping):  # expanded
+            intent = intent.get("id")
+        amount = session.get("amount_total")
+        return cls(
+            id=session_id,
+            status=_opt_str(session.get("status")),
+            payment_status=_opt_str(session.get("payment_status")),
+            email=str(email) if email else None,
+            amount_total=amount if isinstance(amount, int) else None,
+            currency=_opt_str(session.get("currency")),
+            payment_intent_id=_opt_str(intent),
+            locale=locale if locale in LOCALES else "en",
+            referral=_opt_str(metadata.get("ref")),
+            product_id=_opt_str(metadata.get("product_id")),
+            livemode=bool(session.get("livemode", False)),
+        )
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _opt_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+class Outcome(StrEnum):
+    """What one delivery (or reconciliation step) did. Stored in the ledger."""
+
+    FULFILLED = "fulfilled"
+    ALREADY_FULFILLED = "already_fulfilled"
+    BLOCKED = "blocked"  # refunded / revoked / failed before fulfillment: no license
+    PENDING = "pending"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    DISPUTED = "disputed"
+    RESTORED = "restored"
+    REVOKED = "revoked"
+    NO_ORDER = "no_order"  # a charge that belongs to no Checkout Session of ours
+    IGNORED = "ignored"  # an event type we do not act on
+    DUPLICATE = "duplicate"  # the ledger already holds this event
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    event_id: str
+    event_type: str
+    outcome: Outcome
+    order_id: str | None = None
+
+
+@dataclass
+class ReconcileReport:
+    days: int
+    examined: int = 0
+    paid: int = 0
+    already_fulfilled: int = 0
+    repaired: int = 0
+    blocked: int = 0
+    failed: int = 0
+    repaired_sessions: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "days": self.days,
+            "examined": self.examined,
+            "paid": self.paid,
+            "already_fulfilled": self.already_fulfilled,
+            "repaired": self.repaired,
+            "blocked": self.blocked,
+            "failed": self.failed,
+            "repaired_sessions": list(self.repaired_sessions),
+        }

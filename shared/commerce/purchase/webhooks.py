@@ -1,0 +1,152 @@
+"""The Stripe webhook: verify, then route each event to one fulfillment change.
+
+Fail closed: without a signing secret nothing is read (503 `webhook_disabled`); an
+event whose signature is missing, wrong or older than 300 s is refused (400
+`invalid_signature`) before anything is written. Every accepted event ends in the
+ledger exactly once, acted on or merely acknowledged. Errors worth retrying (storage
+contention, Stripe unreachable while resolving a charge) surface as 5xx so Stripe
+delivers again; the transaction guarantees the retry finds nothing half-done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from commerce.logs import get_logger
+from commerce.purchase.fulfillment import Change, Fulfillment
+from commerce.purchase.gateway import StripeGateway, verify_event
+from commerce.purchase.schemas import (
+    DeliveryResult,
+    InvalidEvent,
+    Outcome,
+    SessionFacts,
+    WebhookDisabled,
+)
+from commerce.repositories import OrderRepository
+from commerce.secrets import SecretName, SecretSource
+
+SESSION_COMPLETED = "checkout.session.completed"
+ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
+ASYNC_FAILED = "checkout.session.async_payment_failed"
+CHARGE_REFUNDED = "charge.refunded"
+DISPUTE_CREATED = "charge.dispute.created"
+DISPUTE_CLOSED = "charge.dispute.closed"
+HANDLED_EVENTS = (
+    SESSION_COMPLETED,
+    ASYNC_SUCCEEDED,
+    ASYNC_FAILED,
+    CHARGE_REFUNDED,
+    DISPUTE_CREATED,
+    DISPUTE_CLOSED,
+)
+DISPUTE_WON_STATUSES = frozenset({"won", "warning_closed"})
+_log = get_logger("commerce.purchase.webhooks")
+
+
+class WebhookService:
+    def __init__(
+        self,
+        *,
+        secrets: SecretSource,
+        fulfillment: Fulfillment,
+        orders: OrderRepository,
+        gateway: StripeGateway,
+    ) -> None:
+        self.secrets = secrets
+        self.fulfillment = fulfillment
+        self.orders = orders
+        self.gateway = gateway
+
+    def handle(self, payload: bytes, signature_header: str | None) -> DeliveryResult:
+        secret = self.secrets.get_optional(SecretName.STRIPE_WEBHOOK_SECRET)
+        if not secret:
+            raise WebhookDisabled()
+        event = verify_event(payload, signature_header, secret)
+        event_id: str = event["id"]
+        event_type = str(event.get("type", ""))
+        if self.fulfillment.already_recorded(event_id):
+            change = Change(Outcome.DUPLICATE)
+        else:
+            change = self._dispatch(event_id, event_type, _data_object(event))
+        _log.info(
+            "stripe event %s: %s",
+            event_type,
+            change.outcome.value,
+            extra={
+                "event": "webhook.processed",
+                "stripe_event_id": event_id,
+                "stripe_event_type": event_type,
+                "outcome": change.outcome.value,
+                "order_id": change.order_id,
+            },
+        )
+        return DeliveryResult(event_id, event_type, change.outcome, change.order_id)
+
+    def _dispatch(self, event_id: str, event_type: str, obj: Mapping[str, Any]) -> Change:
+        ledger = {"ledger_id": event_id, "event_type": event_type}
+        if event_type in (SESSION_COMPLETED, ASYNC_SUCCEEDED, ASYNC_FAILED):
+            session = SessionFacts.from_stripe(obj)
+            if not self.fulfillment.is_our_session(session):
+                return self.fulfillment.record_only(event_id, event_type, Outcome.IGNORED)
+            if event_type == ASYNC_FAILED:
+                return self.fulfillment.mark_failed(session, event_id=event_id, **ledger)
+            if session.is_paid:
+                return self.fulfillment.fulfil(session, event_id=event_id, **ledger)
+            return self.fulfillment.record_pending(session, event_id=event_id, **ledger)
+        if event_type in (CHARGE_REFUNDED, DISPUTE_CREATED, DISPUTE_CLOSED):
+            session_id = self._session_of(obj.get("payment_intent"))
+            if session_id is None:
+                return self.fulfillment.record_only(event_id, event_type, Outcome.NO_ORDER)
+            if event_type == CHARGE_REFUNDED:
+                amount = _int(obj.get("amount"))
+                refunded = _int(obj.get("amount_refunded"))
+                return self.fulfillment.record_refund(
+                    session_id,
+                    payment_intent_id=_str(obj.get("payment_intent")),
+                    amount_refunded=refunded,
+                    fully_refunded=bool(obj.get("refunded")) or (0 < amount <= refunded),
+                    **ledger,
+                )
+            if event_type == DISPUTE_CREATED:
+                return self.fulfillment.open_dispute(session_id, **ledger)
+            status = str(obj.get("status", ""))
+            if status == "lost" or status in DISPUTE_WON_STATUSES:
+                won = status in DISPUTE_WON_STATUSES
+                return self.fulfillment.close_dispute(session_id, won=won, **ledger)
+        return self.fulfillment.record_only(event_id, event_type, Outcome.IGNORED)
+
+    def _session_of(self, payment_intent: object) -> str | None:
+        """The Checkout Session (= order id) a charge or dispute belongs to, if ours.
+
+        Our order knows its PaymentIntent once a session event arrived; before that
+        (events out of order) Stripe is asked which session created the PaymentIntent.
+        """
+        if isinstance(payment_intent, Mapping):
+            payment_intent = payment_intent.get("id")
+        if not isinstance(payment_intent, str) or not payment_intent:
+            return None
+        order = self.orders.by_payment_intent(payment_intent)
+        if order is not None:
+            return order.id
+        for raw in self.gateway.sessions_for_payment_intent(payment_intent):
+            session = SessionFacts.from_stripe(raw)
+            if self.fulfillment.is_our_session(session):
+                return session.id
+        return None
+
+
+def _data_object(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, Mapping) else None
+    if not isinstance(obj, Mapping):
+        raise InvalidEvent("The event carries no data object.")
+    return obj
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
