@@ -1,0 +1,34 @@
+"""Set-up steps: run once the emulators, the Stripe double and maildev answer, before
+the functions start (`make dev`, and end-to-end tests that start a `LocalStack`).
+
+A step is a plain function `(StackInfo) -> Mapping[str, str]`. It may create things in
+the running emulators (a Stripe product and price in the double, a sample release in
+the storage emulator) and returns environment variables to add for the functions
+(e.g. `{"STRIPE_PRICE_ID": "price_..."}`); later steps see earlier additions in
+`info.env`. A variable the user sets in `.env` always wins over a step's value.
+
+`StackInfo` gives `root` (repo), `project`, `urls` (service name -> base URL, e.g.
+`urls["stripe_double"]`, `urls["storage"]`), `env` (what the functions will get,
+including the local secrets) and `mode` ("dev" or "test").
+
+To add a step: write it in your own module under emulators/ (import `StackInfo` from
+`emulators.stack` only under TYPE_CHECKING, or at run time: no cycle, since the stack
+imports this module lazily), import it here and append it to STEPS. Steps must be
+idempotent only within one run: every `make dev` starts from empty emulators. A step
+that raises stops the stack with its message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from emulators.stack import StackInfo
+
+SetupStep = Callable[["StackInfo"], Mapping[str, str]]
+
+# In order. Append yours, e.g.:
+#   from emulators.stripe_setup import create_catalog
+#   STEPS.append(create_catalog)
+STEPS: list[SetupStep] = []

@@ -1,0 +1,1 @@
+"""Test suite (a package, so `tests.support` is importable from conftest and tools)."""
