@@ -1,0 +1,68 @@
+"""Cloud Functions entry points, all deployed from this one file.
+
+Each function is thin: parse the request, call one service from the composition root,
+render the result. Top-level imports stay light (no Stripe, Google or mail clients):
+the container creates them lazily for the functions that use them.
+"""
+
+from __future__ import annotations
+
+import flask
+import functions_framework
+
+from commerce.bootstrap import get_container
+from commerce.domain.network import client_address, network_prefix
+from commerce.http import endpoint, is_form_post, json_response, parse_body, read_body
+
+CHECKOUT_MAX_BODY = 2 * 1024
+WEBHOOK_MAX_BODY = 512 * 1024  # Stripe events are far smaller; room for large sessions
+
+
+def _storefront_origins() -> tuple[str, ...]:
+    return get_container().settings.storefront_origins
+
+
+def _client_network(request: flask.Request) -> str:
+    hops = get_container().settings.trusted_proxy_hops
+    address = client_address(request.headers.get("X-Forwarded-For"), request.remote_addr, hops)
+    return network_prefix(address)
+
+
+# -- purchase ------------------------------------------------------------------------------
+
+
+@functions_framework.http
+@endpoint(methods=["POST"], max_body=CHECKOUT_MAX_BODY, cors_origins=_storefront_origins)
+def checkout(request: flask.Request) -> flask.Response:
+    """Start a Stripe Checkout Session: JSON -> `{"id", "url"}`, form post -> 303."""
+    from commerce.purchase.schemas import CheckoutRequest
+
+    body = parse_body(request, CheckoutRequest, CHECKOUT_MAX_BODY)
+    result = get_container().checkout_service.start(body, _client_network(request))
+    if is_form_post(request):
+        return flask.Response(status=303, headers={"Location": result.url})
+    return json_response({"id": result.id, "url": result.url})
+
+
+@functions_framework.http
+@endpoint(methods=["POST"], max_body=WEBHOOK_MAX_BODY)
+def stripe_webhook(request: flask.Request) -> flask.Response:
+    """Stripe events, verified on the raw body; 2xx only once the change is committed."""
+    payload = read_body(request, WEBHOOK_MAX_BODY)
+    result = get_container().webhook_service.handle(
+        payload, request.headers.get("Stripe-Signature")
+    )
+    return json_response(
+        {"received": True, "event_id": result.event_id, "outcome": result.outcome.value}
+    )
+
+
+@functions_framework.http
+@endpoint(methods=["POST"])
+def reconcile(request: flask.Request) -> flask.Response:
+    """Cloud Scheduler: fulfil paid sessions of the last N days that have no order."""
+    from commerce.purchase.schemas import ReconcileRequest
+
+    body = parse_body(request, ReconcileRequest)
+    report = get_container().reconciler.run(body.days)
+    return json_response(report.as_dict())
