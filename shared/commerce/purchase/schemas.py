@@ -39,6 +39,14 @@ class CheckoutRequest(BaseModel):
         return value
 
 
+class ReconcileRequest(BaseModel):
+    """Optional body of the `reconcile` function (Cloud Scheduler posts `{}`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    days: int | None = Field(default=None, ge=1, le=30, strict=True)
+
+
 @dataclass(frozen=True)
 class CheckoutResult:
     id: str
