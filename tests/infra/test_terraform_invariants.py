@@ -1,0 +1,258 @@
+"""The Terraform tree keeps its security invariants, and the checker catches breaches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import hcl2
+import pytest
+from hcl2.utils import SerializationOptions
+from infra_helpers import TERRAFORM_ROOT, append, load_infra_module, replace_once
+
+invariants = load_infra_module("tf_invariants")
+bundle = load_infra_module("bundle")
+
+SHOP = Path("modules/shop")
+FUNCTION = Path("modules/function")
+
+
+def _rules(root: Path) -> set[str]:
+    return {violation.rule for violation in invariants.check_terraform(root)}
+
+
+def _shop_locals() -> dict[str, object]:
+    options = SerializationOptions(strip_string_quotes=True, with_comments=False)
+    parsed = hcl2.loads(
+        (TERRAFORM_ROOT / SHOP / "locals.tf").read_text(encoding="utf-8"),
+        serialization_options=options,
+    )
+    merged: dict[str, object] = {}
+    for block in parsed["locals"]:
+        merged.update(block)
+    return merged
+
+
+def test_the_real_tree_has_no_violations() -> None:
+    violations = invariants.check_terraform(TERRAFORM_ROOT)
+    assert violations == [], "\n".join(str(v) for v in violations)
+
+
+def test_one_function_is_deployed_per_entry_point_of_the_bundle() -> None:
+    functions = _shop_locals()["functions"]
+    assert isinstance(functions, dict)
+    assert sorted(functions) == sorted(bundle.ENTRY_POINTS)
+
+
+def test_only_the_workers_are_private_and_they_have_no_public_path() -> None:
+    functions = _shop_locals()["functions"]
+    assert isinstance(functions, dict)
+    private = {name for name, fn in functions.items() if fn["public"] is not True}
+    assert private == {"send_email", "reconcile", "email_sweeper"}
+    assert all(functions[name]["path_rules"] == [] for name in private)
+
+
+# -- seeded violations: each must make the checker fail with the right rule ---------
+
+
+def _public_access_prevention_off(root: Path) -> None:
+    replace_once(
+        root / SHOP / "storage.tf",
+        'name                        = "${var.project_id}-artifacts"\n'
+        "  location                    = var.region\n"
+        '  storage_class               = "STANDARD"\n'
+        "  uniform_bucket_level_access = true\n"
+        '  public_access_prevention    = "enforced"',
+        'name                        = "${var.project_id}-artifacts"\n'
+        "  location                    = var.region\n"
+        '  storage_class               = "STANDARD"\n'
+        "  uniform_bucket_level_access = true\n"
+        '  public_access_prevention    = "inherited"',
+    )
+
+
+def _artifacts_readable_by_all_users(root: Path) -> None:
+    append(
+        root / SHOP / "storage.tf",
+        'resource "google_storage_bucket_iam_member" "oops" {\n'
+        "  bucket = google_storage_bucket.artifacts.name\n"
+        '  role   = "roles/storage.objectViewer"\n'
+        '  member = "allUsers"\n'
+        "}\n",
+    )
+
+
+def _webhook_reads_artifacts(root: Path) -> None:
+    append(
+        root / SHOP / "iam.tf",
+        'resource "google_storage_bucket_iam_member" "webhook_reads_artifacts" {\n'
+        "  bucket = google_storage_bucket.artifacts.name\n"
+        '  role   = "roles/storage.objectViewer"\n'
+        '  member = "serviceAccount:${local.deployed["stripe_webhook"].service_account_email}"\n'
+        "}\n",
+    )
+
+
+def _fine_grained_acl_on_artifacts(root: Path) -> None:
+    replace_once(
+        root / SHOP / "storage.tf",
+        "  uniform_bucket_level_access = true\n"
+        '  public_access_prevention    = "enforced"\n'
+        "  force_destroy               = false\n"
+        "  labels                      = local.labels\n\n"
+        "  logging {\n"
+        "    log_bucket = google_storage_bucket.access_logs.name\n"
+        "  }\n\n"
+        "  versioning {\n"
+        "    enabled = true # an overwritten",
+        "  uniform_bucket_level_access = false\n"
+        '  public_access_prevention    = "enforced"\n'
+        "  force_destroy               = false\n"
+        "  labels                      = local.labels\n\n"
+        "  logging {\n"
+        "    log_bucket = google_storage_bucket.access_logs.name\n"
+        "  }\n\n"
+        "  versioning {\n"
+        "    enabled = true # an overwritten",
+    )
+
+
+def _stripe_key_in_settings(root: Path) -> None:
+    replace_once(
+        root / "environments/production/terraform.tfvars.example",
+        'LOG_LEVEL       = "INFO"',
+        'LOG_LEVEL       = "INFO"\n  STRIPE_KEY      = "sk_live_51HxQvLkQwErTy12345"',
+    )
+
+
+def _secret_version_in_terraform(root: Path) -> None:
+    append(
+        root / SHOP / "secrets.tf",
+        'resource "google_secret_manager_secret_version" "pepper" {\n'
+        '  secret      = google_secret_manager_secret.app["license-key-pepper"].id\n'
+        "  secret_data = var.pepper\n"
+        "}\n",
+    )
+
+
+def _webhook_secret_literal(root: Path) -> None:
+    replace_once(
+        root / SHOP / "locals.tf",
+        'MAIL_BACKEND                  = "sendgrid"',
+        'MAIL_BACKEND                  = "sendgrid"\n'
+        '    WEBHOOK_SIGNING = "whsec_AbCdEf0123456789"',
+    )
+
+
+def _secret_as_plain_env(root: Path) -> None:
+    replace_once(
+        root / SHOP / "locals.tf",
+        'MAIL_BACKEND                  = "sendgrid"',
+        'MAIL_BACKEND                  = "sendgrid"\n    SENDGRID_API_KEY = var.sendgrid_api_key',
+    )
+
+
+def _secrets_from_env_in_cloud(root: Path) -> None:
+    replace_once(
+        root / SHOP / "locals.tf",
+        'SECRETS_BACKEND               = "secret-manager"',
+        'SECRETS_BACKEND               = "env"',
+    )
+
+
+def _function_sharing_another_functions_account(root: Path) -> None:
+    append(
+        root / SHOP / "functions.tf",
+        'resource "google_cloudfunctions2_function" "admin" {\n'
+        '  name     = "admin"\n'
+        "  location = var.region\n"
+        "  service_config {\n"
+        '    service_account_email = module.function["checkout"].service_account_email\n'
+        "  }\n"
+        "}\n",
+    )
+
+
+def _two_functions_one_account(root: Path) -> None:
+    append(
+        root / FUNCTION / "main.tf",
+        'resource "google_cloudfunctions2_function" "twin" {\n'
+        '  name     = "${var.name_prefix}-twin"\n'
+        "  location = var.region\n"
+        "  service_config {\n"
+        "    service_account_email = google_service_account.this.email\n"
+        "  }\n"
+        "}\n",
+    )
+
+
+def _one_account_for_every_function(root: Path) -> None:
+    replace_once(
+        root / FUNCTION / "main.tf",
+        "service_account_email            = google_service_account.this.email",
+        "service_account_email            = var.runtime_service_account",
+    )
+
+
+def _production_lacks_a_resource(root: Path) -> None:
+    append(
+        root / "environments/staging/main.tf",
+        'resource "google_storage_bucket" "scratch" {\n'
+        '  name     = "scratch"\n'
+        '  location = "EU"\n'
+        "}\n",
+    )
+
+
+def _shared_state_prefix(root: Path) -> None:
+    replace_once(
+        root / "environments/production/versions.tf",
+        'prefix = "genx-shop/production"',
+        'prefix = "genx-shop/shared"',
+    )
+
+
+def _unpinned_provider(root: Path) -> None:
+    replace_once(
+        root / FUNCTION / "versions.tf",
+        'version = "~> 6.20"',
+        'version = ">= 5.0"',
+    )
+
+
+SEEDED: list[tuple[Callable[[Path], None], str]] = [
+    (_public_access_prevention_off, "private-artifacts"),
+    (_artifacts_readable_by_all_users, "private-artifacts"),
+    (_webhook_reads_artifacts, "private-artifacts"),
+    (_fine_grained_acl_on_artifacts, "private-artifacts"),
+    (_stripe_key_in_settings, "no-secret-literal"),
+    (_secret_version_in_terraform, "no-secret-literal"),
+    (_webhook_secret_literal, "no-secret-literal"),
+    (_secret_as_plain_env, "secrets-from-secret-manager"),
+    (_secrets_from_env_in_cloud, "secrets-from-secret-manager"),
+    (_function_sharing_another_functions_account, "own-service-account"),
+    (_two_functions_one_account, "own-service-account"),
+    (_one_account_for_every_function, "own-service-account"),
+    (_production_lacks_a_resource, "same-environments"),
+    (_shared_state_prefix, "same-environments"),
+    (_unpinned_provider, "pinned-providers"),
+]
+
+
+@pytest.mark.parametrize(
+    ("seed", "rule"), SEEDED, ids=[seed.__name__.lstrip("_") for seed, _ in SEEDED]
+)
+def test_the_checker_fails_on_a_seeded_violation(
+    terraform_copy: Path, seed: Callable[[Path], None], rule: str
+) -> None:
+    assert _rules(terraform_copy) == set(), "the pristine copy must pass first"
+
+    seed(terraform_copy)
+
+    assert rule in _rules(terraform_copy)
+
+
+def test_the_command_line_exits_non_zero_on_a_violation(terraform_copy: Path) -> None:
+    assert invariants.main([str(terraform_copy)]) == 0
+    _artifacts_readable_by_all_users(terraform_copy)
+    assert invariants.main([str(terraform_copy)]) == 1
