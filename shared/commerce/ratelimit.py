@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from commerce.clock import Clock
 from commerce.errors import RateLimited
 from commerce.repositories import RateLimitRepository
-from commerce.repositories.rate_limits import RateWindow
+from commerce.repositories.rate_limits import RateDecision, RateWindow
 
 
 class RateLimiter:
@@ -33,3 +35,21 @@ class RateLimiter:
             window_seconds=window_seconds or self.window_seconds,
             now=self.clock.now(),
         )
+
+    def hit_all(
+        self, limits: Sequence[tuple[str, int]], *, window_seconds: int | None = None
+    ) -> list[RateDecision]:
+        """Count one hit in every (bucket, limit) with a single write; one decision per
+        bucket (count after this hit; refused once the count passes the limit)."""
+        windows = [
+            self.window(bucket, limit, window_seconds=window_seconds) for bucket, limit in limits
+        ]
+        counts = self.repository.increment(windows)
+        return [
+            RateDecision(
+                count <= window.limit,
+                count,
+                0 if count <= window.limit else window.retry_after_seconds,
+            )
+            for window, count in zip(windows, counts, strict=True)
+        ]
