@@ -84,6 +84,14 @@ class Settings(BaseSettings):
     download_max_redemptions: int = Field(default=5, ge=1, le=100)
     license_activation_limit: int = Field(default=3, ge=1, le=100)
     activation_stale_days: int = Field(default=180, ge=1)
+    # License API (docs/license-format.md): offline certificates and abuse guards
+    license_certificate_refresh_days: int = Field(default=14, ge=1, le=365)
+    license_certificate_grace_days: int = Field(default=14, ge=0, le=365)
+    license_rate_limit_per_key: int = Field(default=30, ge=1)  # per rate-limit window
+    license_rate_limit_per_network: int = Field(default=120, ge=1)  # per rate-limit window
+    license_activation_rate_limit_per_hour: int = Field(default=20, ge=1)  # per license
+    update_link_ttl_minutes: int = Field(default=60, ge=5, le=24 * 60)
+    update_link_max_redemptions: int = Field(default=3, ge=1, le=10)
 
     # Seller, support, legal
     seller_name: str = "GENX Software (draft)"
