@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     state, server = bind(config)
     print(f"stripe-double listening on http://127.0.0.1:{config.port}", flush=True)
     try:
-        server.serve_forever()
+        server.serve_forever(poll_interval=0.1)
     except KeyboardInterrupt:
         pass
     finally:

@@ -69,6 +69,11 @@ def bind(config: Config) -> tuple[StripeDouble, BaseWSGIServer]:
 
 def start_in_thread(config: Config) -> RunningDouble:
     state, server = bind(config)
-    thread = threading.Thread(target=server.serve_forever, name="stripe-double-http", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.1},
+        name="stripe-double-http",
+        daemon=True,
+    )
     thread.start()
     return RunningDouble(state, server, thread)
