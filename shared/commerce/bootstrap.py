@@ -25,7 +25,12 @@ if TYPE_CHECKING:
     from google.cloud import firestore
 
     from commerce.audit import Auditor
-    from commerce.email_queue import EmailQueue
+    from commerce.delivery.artifacts import ArtifactStore
+    from commerce.delivery.download import DownloadService
+    from commerce.delivery.email_worker import EmailWorker
+    from commerce.delivery.mailers import Mailer
+    from commerce.delivery.repository import ReleaseRepository
+    from commerce.delivery.tasks_queue import CloudTasksEmailQueue
     from commerce.keys import KeyService
     from commerce.purchase.checkout import CheckoutService
     from commerce.purchase.fulfillment import Fulfillment
@@ -209,11 +214,73 @@ class Container:
 
     # -- delivery ----------------------------------------------------------------------
     @cached_property
-    def email_queue(self) -> EmailQueue:
+    def email_queue(self) -> CloudTasksEmailQueue:
         """Cloud Tasks (emulator locally); the Tasks client is created on first enqueue."""
         from commerce.delivery.tasks_queue import CloudTasksEmailQueue
 
         return CloudTasksEmailQueue(self.settings)
+
+    @cached_property
+    def releases(self) -> ReleaseRepository:
+        from commerce.delivery.repository import ReleaseRepository
+
+        return ReleaseRepository(self.db)
+
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        """The artifacts bucket (storage emulator locally); URL signing per environment."""
+        from commerce.delivery.artifacts import ArtifactStore
+
+        return ArtifactStore(self.settings)
+
+    @cached_property
+    def download_service(self) -> DownloadService:
+        from commerce.delivery.download import DownloadService
+        from commerce.delivery.repository import RedemptionStore
+
+        return DownloadService(
+            settings=self.settings,
+            clock=self.clock,
+            store=RedemptionStore(self.db, self.download_tokens, self.orders, self.licenses),
+            releases=self.releases,
+            rate_limiter=self.rate_limiter,
+            auditor=self.auditor,
+            artifacts=self.artifacts,
+        )
+
+    @cached_property
+    def mailer(self) -> Mailer:
+        """SMTP (maildev locally) or SendGrid, by MAIL_BACKEND; SendGrid imported lazily."""
+        from commerce.delivery.mailers import SendGridMailer, SmtpMailer
+        from commerce.secrets import SecretName
+        from commerce.settings import MailBackend
+
+        if self.settings.mail_backend is MailBackend.SENDGRID:
+            return SendGridMailer(
+                self.secrets.get(SecretName.SENDGRID_API_KEY),
+                host=self.settings.sendgrid_api_host,
+            )
+        return SmtpMailer(self.settings.smtp_host, self.settings.smtp_port)
+
+    @cached_property
+    def email_worker(self) -> EmailWorker:
+        from commerce.delivery.email_worker import EmailWorker
+
+        return EmailWorker(
+            settings=self.settings,
+            clock=self.clock,
+            db=self.db,
+            jobs=self.email_jobs,
+            customers=self.customers,
+            orders=self.orders,
+            licenses=self.licenses,
+            grants=self.download_tokens,
+            releases=self.releases,
+            keys=self.keys,
+            auditor=self.auditor,
+            mailer=lambda: self.mailer,
+            queue=lambda: self.email_queue,
+        )
 
 
 _container: Container | None = None

@@ -1,0 +1,400 @@
+"""The e-mail worker behind the `send_email` task handler, the sweeper and the CLI.
+
+At most once per job: a delivery first *claims* the job in a transaction
+(pending -> sending, attempts + 1); only the claimant talks to the provider, and it
+records the outcome in another transaction (sent / failed / dead, or back to
+pending for a retry). Duplicate task deliveries (the tasks emulator does not
+de-duplicate; Cloud Tasks may deliver twice) find the job sending or sent and do
+nothing. The one window left: a crash between the provider accepting the message
+and the `sent` write; the sweeper then re-sends after `email_sweep_after_seconds`
+(a duplicate e-mail beats a missing one; documented in docs/email.md).
+
+Answers: 2xx when the job needs no further delivery (sent, failed, dead, in
+progress elsewhere, unknown); TransientFailure (503) when Cloud Tasks should retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from commerce.delivery.email_content import (
+    DownloadLine,
+    EmailContent,
+    LicenseLine,
+    ReceiptLine,
+    format_amount,
+    format_date,
+    pick_locale,
+    render,
+)
+from commerce.delivery.mailers import Mailer, MailPermanent, MailTransient, OutgoingEmail
+from commerce.delivery.releases import latest
+from commerce.domain.models import EmailJob, EmailJobState
+from commerce.errors import Conflict, NotFound, TransientFailure
+from commerce.grants import download_link
+from commerce.logs import get_logger
+from commerce.repositories import run_transaction
+
+if TYPE_CHECKING:
+    from google.cloud import firestore
+
+    from commerce.audit import Auditor
+    from commerce.clock import Clock
+    from commerce.delivery.repository import ReleaseRepository
+    from commerce.keys import KeyService
+    from commerce.repositories import (
+        CustomerRepository,
+        DownloadTokenRepository,
+        EmailJobRepository,
+        LicenseRepository,
+        OrderRepository,
+        Transaction,
+    )
+    from commerce.settings import Settings
+
+_log = get_logger("commerce.delivery.email")
+FINISHED = frozenset({EmailJobState.SENT, EmailJobState.FAILED, EmailJobState.DEAD})
+
+
+class Requeue(Protocol):
+    """The e-mail queue as the sweeper uses it: a new `attempt` gives a new task name."""
+
+    def enqueue(self, job_id: str, *, attempt: int = 0) -> None: ...
+
+
+class EmailJobUnknown(NotFound):
+    code = "email_job_unknown"
+    default_detail = "There is no e-mail job with this id."
+
+
+class EmailContentUnavailable(Exception):
+    """The job's records cannot make a message (permanent: retrying will not help)."""
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    job_id: str
+    state: str  # the job's state after this delivery, or "unknown" / "in_progress"
+    sent_now: bool = False
+
+
+@dataclass(frozen=True)
+class _Claim:
+    job: EmailJob | None
+    result: DeliveryResult | None
+
+
+class EmailWorker:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock: Clock,
+        db: firestore.Client,
+        jobs: EmailJobRepository,
+        customers: CustomerRepository,
+        orders: OrderRepository,
+        licenses: LicenseRepository,
+        grants: DownloadTokenRepository,
+        releases: ReleaseRepository,
+        keys: KeyService,
+        auditor: Auditor,
+        mailer: Callable[[], Mailer],
+        queue: Callable[[], Requeue],
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.db = db
+        self.jobs = jobs
+        self.customers = customers
+        self.orders = orders
+        self.licenses = licenses
+        self.grants = grants
+        self.releases = releases
+        self.keys = keys
+        self.auditor = auditor
+        self._mailer = mailer
+        self._queue = queue
+
+    @property
+    def stale_after(self) -> timedelta:
+        return timedelta(seconds=self.settings.email_sweep_after_seconds)
+
+    # -- the task handler -----------------------------------------------------------
+    def deliver(self, job_id: str, *, task_retry_count: int = 0) -> DeliveryResult:
+        claim = run_transaction(self.db, lambda tx: self._claim(tx, job_id, task_retry_count))
+        if claim.result is not None:
+            return claim.result
+        job = claim.job
+        assert job is not None
+        try:
+            message = self.compose(job)
+            provider_id = self._mailer().send(message)
+        except (MailPermanent, EmailContentUnavailable) as exc:
+            return self._finish_failed(job, str(exc))
+        except MailTransient as exc:
+            return self._retry_or_bury(job, exc.reason)
+        except Exception as exc:
+            # Storage hiccups, bugs: give the job back and let Cloud Tasks retry.
+            _log.exception(
+                "e-mail delivery error", extra={"event": "email.error", "job_id": job_id}
+            )
+            return self._retry_or_bury(job, f"internal: {type(exc).__name__}")
+        return self._finish_sent(job, provider_id)
+
+    def _claim(self, tx: Transaction, job_id: str, task_retry_count: int) -> _Claim:
+        job = self.jobs.get(job_id, tx)
+        if job is None:
+            _log.warning("unknown e-mail job", extra={"event": "email.unknown", "job_id": job_id})
+            return _Claim(None, DeliveryResult(job_id, "unknown"))
+        now = self.clock.now()
+        if job.state in FINISHED:
+            return _Claim(None, DeliveryResult(job_id, job.state.value))
+        if job.state is EmailJobState.SENDING and now - job.updated_at < self.stale_after:
+            return _Claim(None, DeliveryResult(job_id, "in_progress"))
+        attempts = max(job.attempts, task_retry_count)
+        if attempts >= self.settings.email_max_attempts:
+            self._bury(tx, job, job.last_error or "attempts exhausted")
+            return _Claim(None, DeliveryResult(job_id, EmailJobState.DEAD.value))
+        fields = {"state": EmailJobState.SENDING, "attempts": attempts + 1, "updated_at": now}
+        self.jobs.update(job_id, fields, tx)
+        return _Claim(job.model_copy(update=fields), None)
+
+    def _finish_sent(self, job: EmailJob, provider_id: str) -> DeliveryResult:
+        def record(tx: Transaction) -> None:
+            now = self.clock.now()
+            self.jobs.update(
+                job.id,
+                {
+                    "state": EmailJobState.SENT,
+                    "sent_at": now,
+                    "updated_at": now,
+                    "last_error": None,
+                    "provider_message_id": provider_id[:200],
+                },
+                tx,
+            )
+            self.auditor.record(
+                "email.sent",
+                tx=tx,
+                customer_id=job.customer_id,
+                order_id=job.order_ids[0] if job.order_ids else None,
+                job_id=job.id,
+                kind=job.kind.value,
+                attempts=job.attempts,
+            )
+
+        run_transaction(self.db, record)
+        _log.info("e-mail sent", extra={"event": "email.sent", "job_id": job.id})
+        return DeliveryResult(job.id, EmailJobState.SENT.value, sent_now=True)
+
+    def _finish_failed(self, job: EmailJob, reason: str) -> DeliveryResult:
+        def record(tx: Transaction) -> None:
+            self.jobs.update(
+                job.id,
+                {
+                    "state": EmailJobState.FAILED,
+                    "updated_at": self.clock.now(),
+                    "last_error": reason[:300],
+                },
+                tx,
+            )
+            self.auditor.record(
+                "email.failed",
+                tx=tx,
+                customer_id=job.customer_id,
+                order_id=job.order_ids[0] if job.order_ids else None,
+                job_id=job.id,
+                reason=reason[:300],
+            )
+
+        run_transaction(self.db, record)
+        _log.warning(
+            "e-mail failed permanently",
+            extra={"event": "email.failed", "job_id": job.id, "reason": reason[:300]},
+        )
+        return DeliveryResult(job.id, EmailJobState.FAILED.value)
+
+    def _bury(self, tx: Transaction, job: EmailJob, reason: str) -> None:
+        self.jobs.update(
+            job.id,
+            {"state": EmailJobState.DEAD, "updated_at": self.clock.now(), "last_error": reason},
+            tx,
+        )
+        self.auditor.record(
+            "email.dead",
+            tx=tx,
+            customer_id=job.customer_id,
+            order_id=job.order_ids[0] if job.order_ids else None,
+            job_id=job.id,
+            attempts=job.attempts,
+            reason=reason[:300],
+        )
+        _log.error(
+            "e-mail attempts exhausted",
+            extra={"event": "email.dead", "job_id": job.id, "attempts": job.attempts},
+        )
+
+    def _retry_or_bury(self, job: EmailJob, reason: str) -> DeliveryResult:
+        def record(tx: Transaction) -> str:
+            current = self.jobs.get(job.id, tx)
+            if current is None or current.state is not EmailJobState.SENDING:
+                return current.state.value if current else "unknown"
+            if current.attempts >= self.settings.email_max_attempts:
+                self._bury(tx, current.model_copy(update={"last_error": reason}), reason)
+                return EmailJobState.DEAD.value
+            self.jobs.update(
+                job.id,
+                {
+                    "state": EmailJobState.PENDING,
+                    "updated_at": self.clock.now(),
+                    "last_error": reason[:300],
+                },
+                tx,
+            )
+            return EmailJobState.PENDING.value
+
+        state = run_transaction(self.db, record)
+        if state == EmailJobState.PENDING.value:
+            _log.warning(
+                "e-mail delivery deferred",
+                extra={"event": "email.retry", "job_id": job.id, "attempts": job.attempts},
+            )
+            raise TransientFailure("the mail provider is unavailable; the task will be retried")
+        return DeliveryResult(job.id, state)
+
+    # -- the message ----------------------------------------------------------------
+    def compose(self, job: EmailJob) -> OutgoingEmail:
+        customer = self.customers.get(job.customer_id)
+        if customer is None:
+            raise EmailContentUnavailable("the job's customer does not exist")
+        locale = pick_locale(job.locale or customer.locale)
+        receipts = []
+        channel = "stable"
+        for order in self.orders.get_many(list(job.order_ids)):
+            channel = order.channel
+            receipts.append(
+                ReceiptLine(
+                    order_id=order.id,
+                    amount=format_amount(order.amount_total, order.currency, locale),
+                    date=format_date(order.created_at, locale),
+                )
+            )
+        licenses = []
+        for license_ in self.licenses.get_many(list(job.license_ids)):
+            try:
+                key = self.keys.key_for(license_.id, license_.generation, license_.secret_id)
+            except LookupError:
+                raise EmailContentUnavailable(
+                    "the secret that derived this license key is no longer configured"
+                ) from None
+            licenses.append(LicenseLine(key=key))
+        downloads = []
+        for token_id in job.download_token_ids:
+            grant = self.grants.by_token_id(token_id)
+            if grant is None:
+                raise EmailContentUnavailable("a download grant of the job does not exist")
+            channel = grant.channel
+            token = self.keys.token_for(grant.token_id, grant.secret_id or None)
+            downloads.append(
+                DownloadLine(
+                    link=download_link(str(self.settings.public_base_url), token),
+                    expires=format_date(grant.expires_at, locale),
+                    max_redemptions=grant.max_redemptions,
+                    remaining=grant.remaining,
+                )
+            )
+        if len(job.license_ids) != len(licenses) or len(job.order_ids) != len(receipts):
+            raise EmailContentUnavailable("an order or license of the job does not exist")
+        content = EmailContent(
+            kind=job.kind.value,
+            locale=locale,
+            product_name=self.settings.product_name,
+            seller_name=self.settings.seller_name,
+            support_email=self.settings.support_email,
+            receipts=tuple(receipts),
+            licenses=tuple(licenses),
+            downloads=tuple(downloads),
+            release=latest(self.releases.in_channel(channel), channel),
+        )
+        rendered = render(content)
+        return OutgoingEmail(
+            sender=self.settings.mail_from,
+            to=customer.email,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            reply_to=self.settings.support_email,
+            job_id=job.id,
+        )
+
+    # -- sweeper and operator commands ------------------------------------------------
+    def sweep(self) -> list[str]:
+        """Re-enqueue jobs left pending (enqueue failed) or sending (worker died)."""
+        cutoff = self.clock.now() - self.stale_after
+        stale = self.jobs.stale(EmailJobState.PENDING, cutoff) + self.jobs.stale(
+            EmailJobState.SENDING, cutoff
+        )
+        requeued = []
+        for job in stale:
+            if self._requeue(job.id, only_if_stale=True):
+                requeued.append(job.id)
+        if requeued:
+            _log.warning(
+                "stale e-mail jobs re-enqueued",
+                extra={"event": "email.swept", "count": len(requeued)},
+            )
+        return requeued
+
+    def resend(self, job_id: str, *, force: bool = False) -> EmailJob:
+        """Operator: give a failed/dead (or, with force, sent) job a fresh start."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise EmailJobUnknown()
+        if job.state is EmailJobState.SENT and not force:
+            raise Conflict("this e-mail was sent already; use --force to send it again")
+        self._requeue(job_id, only_if_stale=False, reset_attempts=True)
+        refreshed = self.jobs.get(job_id)
+        assert refreshed is not None
+        return refreshed
+
+    def failed(self) -> list[EmailJob]:
+        jobs = self.jobs.in_state(EmailJobState.FAILED) + self.jobs.in_state(EmailJobState.DEAD)
+        return sorted(jobs, key=lambda job: job.updated_at, reverse=True)
+
+    def _requeue(self, job_id: str, *, only_if_stale: bool, reset_attempts: bool = False) -> bool:
+        now = self.clock.now()
+        cutoff = now - self.stale_after
+
+        def reset(tx: Transaction) -> bool:
+            job = self.jobs.get(job_id, tx)
+            if job is None:
+                return False
+            if only_if_stale and (
+                job.state not in (EmailJobState.PENDING, EmailJobState.SENDING)
+                or job.updated_at >= cutoff
+            ):
+                return False
+            fields: dict[str, object] = {
+                "state": EmailJobState.PENDING,
+                "updated_at": now,
+                "enqueued_at": now,
+            }
+            if reset_attempts:
+                fields["attempts"] = 0
+                fields["last_error"] = None
+                self.auditor.record(
+                    "email.resent", tx=tx, actor="operator", customer_id=job.customer_id,
+                    job_id=job.id, previous_state=job.state.value,
+                )  # fmt: skip
+            self.jobs.update(job_id, fields, tx)
+            return True
+
+        if not run_transaction(self.db, reset):
+            return False
+        # A fresh task name each time: Cloud Tasks refuses a used one for about an hour.
+        self._queue().enqueue(job_id, attempt=int(now.timestamp()))
+        return True
