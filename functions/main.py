@@ -66,3 +66,47 @@ def reconcile(request: flask.Request) -> flask.Response:
     body = parse_body(request, ReconcileRequest)
     report = get_container().reconciler.run(body.days)
     return json_response(report.as_dict())
+
+
+# -- storefront ----------------------------------------------------------------------------
+
+
+@functions_framework.http
+@endpoint(methods=["GET"], max_body=0, cors_origins=_storefront_origins)
+def order_status(request: flask.Request) -> flask.Response:
+    """Success page polling: `?session_id=cs_...` -> `{"state", "email_masked"}` only."""
+    from commerce.storefront.order_status import order_status as lookup
+
+    container = get_container()
+    container.rate_limiter.check(
+        "order_status:network:" + _client_network(request),
+        container.settings.order_status_rate_limit_per_network,
+    )
+    status = lookup(container.orders, request.args.get("session_id"))
+    return json_response(status.as_dict())
+
+
+@functions_framework.http
+@endpoint(methods=["POST"], cors_origins=_storefront_origins)
+def resend_links(request: flask.Request) -> flask.Response:
+    """Re-send form: the same 202 for every accepted address; HTML for a plain form post."""
+    from commerce.errors import CommerceError
+    from commerce.storefront.pages import resend_error_page, resend_page
+    from commerce.storefront.resend import ResendRequest, resend_links_service
+
+    container = get_container()
+    settings = container.settings
+    form_locale = request.form.get("locale", "") if is_form_post(request) else ""
+    try:
+        body = parse_body(request, ResendRequest)
+        answer = resend_links_service(container).request_links(
+            body, network=_client_network(request)
+        )
+    except CommerceError as error:
+        if not is_form_post(request):
+            raise
+        return resend_error_page(settings, form_locale, error)
+    locale = body.locale or form_locale
+    if is_form_post(request):
+        return resend_page(settings, locale, "resend_neutral", answer.status)
+    return json_response(answer.as_dict(locale, settings.product_name), answer.status)
