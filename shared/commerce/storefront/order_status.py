@@ -1,0 +1,51 @@
+"""What the success page may learn about an order: its state and the masked address.
+
+Read-only, and deliberately narrow: never the key, the token, the full address or the
+amounts. The Checkout Session id in the success URL is the only credential, so its
+shape is checked before any lookup (no storage read for junk).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from commerce.domain.orders import OrderState
+from commerce.errors import InvalidRequest
+from commerce.repositories import OrderRepository
+
+# Stripe's ids are `cs_test_...` / `cs_live_...`; letters, digits and underscores only.
+SESSION_ID_SHAPE = re.compile(r"^cs_[A-Za-z0-9_]{8,250}$")
+
+
+class InvalidSessionId(InvalidRequest):
+    code = "invalid_session_id"
+    default_detail = "session_id must be a Stripe Checkout Session id (cs_...)."
+
+
+@dataclass(frozen=True)
+class OrderStatus:
+    state: str
+    email_masked: str | None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"state": self.state, "email_masked": self.email_masked}
+
+
+def check_session_id(session_id: str | None) -> str:
+    if not session_id or not SESSION_ID_SHAPE.match(session_id):
+        raise InvalidSessionId()
+    return session_id
+
+
+def order_status(orders: OrderRepository, session_id: str | None) -> OrderStatus:
+    """The public status of the order made by Checkout Session `session_id`.
+
+    An order the webhook has not recorded yet reads as `pending`: the buyer is
+    typically back on the success page before Stripe's event arrives, and answering
+    "unknown" differently would only tell a prober which ids exist.
+    """
+    order = orders.get(check_session_id(session_id))
+    if order is None:
+        return OrderStatus(OrderState.PENDING.value, None)
+    return OrderStatus(order.state.value, order.email_masked)
