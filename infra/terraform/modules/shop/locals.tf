@@ -98,7 +98,7 @@ locals {
       concurrency     = 5
       secrets         = concat(["sendgrid-api-key"], local.key_material_secrets)
       project_roles   = ["roles/datastore.user"]
-      enqueues_email  = false
+      enqueues_email  = false # delivering never enqueues; the sweeper re-enqueues
     }
     order_status = {
       description = "Answers the success page's polling for an order's state."
@@ -160,7 +160,7 @@ locals {
       concurrency     = 1
       secrets         = concat(["stripe-secret-key"], local.key_material_secrets)
       project_roles   = ["roles/datastore.user"]
-      enqueues_email  = false
+      enqueues_email  = true # a repaired order is fulfilled, which enqueues its e-mail
     }
     email_sweeper = {
       description = "Scheduled: re-enqueues e-mail jobs that were recorded but never ran."
