@@ -110,3 +110,59 @@ def resend_links(request: flask.Request) -> flask.Response:
     if is_form_post(request):
         return resend_page(settings, locale, "resend_neutral", answer.status)
     return json_response(answer.as_dict(locale, settings.product_name), answer.status)
+
+
+# -- delivery ------------------------------------------------------------------------------
+
+
+@functions_framework.http
+@endpoint(methods=["GET"])
+def download(request: flask.Request) -> flask.Response:
+    """`GET /d/<token>[?platform=P]`: 302 to a short-lived signed URL for P's file, or
+    (no platform) the files on offer: an HTML page for browsers, JSON otherwise."""
+    from commerce.delivery.pages import (
+        PRIVATE_HEADERS,
+        listing_html,
+        listing_json,
+        token_from_path,
+    )
+    from commerce.http import wants_html
+
+    container = get_container()
+    token = token_from_path(request.path)
+    network = _client_network(request)
+    user_agent = request.headers.get("User-Agent", "")
+    platform = request.args.get("platform", "").strip()
+    if platform:
+        redirect = container.download_service.redeem(
+            token, platform, network=network, user_agent=user_agent
+        )
+        return flask.Response(status=302, headers={"Location": redirect.url, **PRIVATE_HEADERS})
+    listing = container.download_service.listing(token, network=network, user_agent=user_agent)
+    base_url = str(container.settings.public_base_url)
+    if wants_html(request):
+        page = listing_html(listing, base_url, token, container.settings.product_name)
+        return flask.Response(page, 200, mimetype="text/html", headers=PRIVATE_HEADERS)
+    return json_response(listing_json(listing, base_url, token), headers=PRIVATE_HEADERS)
+
+
+@functions_framework.http
+@endpoint(methods=["POST"])
+def send_email(request: flask.Request) -> flask.Response:
+    """Cloud Tasks: deliver one e-mail job at most once; 503 asks for a retry."""
+    from commerce.delivery.pages import EmailTaskRequest, retry_count
+
+    body = parse_body(request, EmailTaskRequest)
+    result = get_container().email_worker.deliver(
+        body.job_id,
+        task_retry_count=retry_count(request.headers.get("X-CloudTasks-TaskRetryCount")),
+    )
+    return json_response({"job_id": result.job_id, "state": result.state})
+
+
+@functions_framework.http
+@endpoint(methods=["POST"])
+def email_sweeper(request: flask.Request) -> flask.Response:
+    """Cloud Scheduler: re-enqueue e-mail jobs left pending or sending too long."""
+    requeued = get_container().email_worker.sweep()
+    return json_response({"requeued": len(requeued)})
