@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 import stripe
 
 from .conftest import API_KEY, Double
+
+if TYPE_CHECKING:
+    from stripe.params.checkout import SessionCreateParams
 
 
 def test_product_and_price_are_created_and_found_by_lookup_key(
@@ -27,8 +31,10 @@ def test_product_and_price_are_created_and_found_by_lookup_key(
     assert price.id.startswith("price_")
     assert (price.type, price.unit_amount, price.currency) == ("one_time", 4900, "eur")
     assert [p.id for p in found.data] == [price.id]
-    assert found.data[0].product.name == "GENX plugin"
-    assert found.object == "list"
+    expanded_product = found.data[0].product
+    assert isinstance(expanded_product, stripe.Product)
+    assert expanded_product.name == "GENX plugin"
+    assert found["object"] == "list"
     assert found.url == "/v1/prices"
     assert found.has_more is False
 
@@ -38,13 +44,13 @@ def test_lookup_key_in_use_is_refused_unless_transferred(
 ) -> None:
     with pytest.raises(stripe.InvalidRequestError) as refused:
         client.v1.prices.create(
-            {"product": price.product, "currency": "eur", "unit_amount": 5900,
+            {"product": str(price.product), "currency": "eur", "unit_amount": 5900,
              "lookup_key": "genx_eur"}
         )  # fmt: skip
     assert refused.value.param == "lookup_key"
 
     successor = client.v1.prices.create(
-        {"product": price.product, "currency": "eur", "unit_amount": 5900,
+        {"product": str(price.product), "currency": "eur", "unit_amount": 5900,
          "lookup_key": "genx_eur", "transfer_lookup_key": True}
     )  # fmt: skip
 
@@ -83,6 +89,7 @@ def test_checkout_session_has_stripe_shape(
     assert (open_session.amount_total, open_session.currency) == (4900, "eur")
     assert open_session.success_url == "http://shop.test/thanks?session={CHECKOUT_SESSION_ID}"
     assert open_session.client_reference_id == "ref-42"
+    assert open_session.metadata is not None
     assert open_session.metadata.to_dict() == {"product": "genx", "ref": "friend"}
     assert open_session.payment_intent is None
     assert open_session.expires_at > open_session.created
@@ -91,7 +98,7 @@ def test_checkout_session_has_stripe_shape(
 def test_same_idempotency_key_and_parameters_return_the_same_session(
     client: stripe.StripeClient, price: stripe.Price
 ) -> None:
-    params: stripe.checkout.SessionCreateParams = {
+    params: SessionCreateParams = {
         "mode": "payment",
         "line_items": [{"price": price.id, "quantity": 1}],
         "customer_email": "buyer@example.com",
@@ -135,7 +142,8 @@ def test_session_is_retrieved_with_line_items_and_listed(
         {"created": {"gte": open_session.created}, "status": "open", "limit": 5}
     )
 
-    assert retrieved.line_items.data[0].price.id == line_items.data[0].price.id
+    assert retrieved.line_items is not None
+    assert retrieved.line_items.data[0].price == line_items.data[0].price
     assert line_items.data[0].description == "GENX plugin"
     assert (line_items.data[0].quantity, line_items.data[0].amount_total) == (1, 4900)
     assert line_items.url == f"/v1/checkout/sessions/{open_session.id}/line_items"
@@ -177,18 +185,20 @@ def test_unknown_object_is_a_404_invalid_request_error(client: stripe.StripeClie
 
     assert missing.value.http_status == 404
     assert missing.value.code == "resource_missing"
-    assert missing.value.json_body is not None
+    assert isinstance(missing.value.json_body, dict)
     assert missing.value.json_body["error"]["type"] == "invalid_request_error"
 
 
 def test_bad_parameters_are_400_errors_naming_the_param(
     client: stripe.StripeClient, price: stripe.Price
 ) -> None:
+    unknown_params: Any = {
+        "mode": "payment",
+        "line_items": [{"price": price.id, "quantity": 1}],
+        "colour": "red",
+    }
     with pytest.raises(stripe.InvalidRequestError) as unknown:
-        client.v1.checkout.sessions.create(
-            {"mode": "payment", "line_items": [{"price": price.id, "quantity": 1}],
-             "colour": "red"}  # type: ignore[typeddict-unknown-key]
-        )  # fmt: skip
+        client.v1.checkout.sessions.create(unknown_params)
     with pytest.raises(stripe.InvalidRequestError) as missing_quantity:
         client.v1.checkout.sessions.create({"mode": "payment", "line_items": [{"price": price.id}]})
     with pytest.raises(stripe.InvalidRequestError) as no_such_price:
@@ -282,11 +292,13 @@ def test_paid_session_carries_payment_details_like_stripe(
     assert (session.customer_details.email, session.customer_details.name) == (
         "ada@example.com", "Ada"
     )  # fmt: skip
-    assert session.payment_intent.id.startswith("pi_")
-    assert session.payment_intent.status == "succeeded"
-    assert session.payment_intent.metadata.to_dict() == {"product": "genx", "ref": "friend"}
+    intent = session.payment_intent
+    assert isinstance(intent, stripe.PaymentIntent)
+    assert intent.id.startswith("pi_")
+    assert intent.status == "succeeded"
+    assert intent.metadata.to_dict() == {"product": "genx", "ref": "friend"}
     assert session.url is None
-    found = client.v1.checkout.sessions.list({"payment_intent": session.payment_intent.id})
+    found = client.v1.checkout.sessions.list({"payment_intent": intent.id})
     assert [s.id for s in found.data] == [session.id]
 
 

@@ -79,10 +79,11 @@ def test_email_is_required_when_the_session_has_none(
 def test_email_from_the_session_is_prefilled_and_used(
     stripe_double: Double, client: stripe.StripeClient, open_session: stripe.checkout.Session
 ) -> None:
-    line_items = client.v1.checkout.sessions.line_items.list(open_session.id)
+    price = client.v1.checkout.sessions.line_items.list(open_session.id).data[0].price
+    assert price is not None
     session = client.v1.checkout.sessions.create(
         {"mode": "payment", "customer_email": "known@example.com",
-         "line_items": [{"price": line_items.data[0].price.id, "quantity": 2}]}
+         "line_items": [{"price": price.id, "quantity": 2}]}
     )  # fmt: skip
 
     page = requests.get(str(session.url), timeout=10)
