@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from commerce.delivery.download import DownloadService
     from commerce.delivery.email_worker import EmailWorker
     from commerce.delivery.mailers import Mailer
+    from commerce.delivery.publishing import Publisher
     from commerce.delivery.repository import ReleaseRepository
     from commerce.delivery.tasks_queue import CloudTasksEmailQueue
     from commerce.keys import KeyService
@@ -222,7 +223,8 @@ class Container:
 
     @cached_property
     def releases(self) -> ReleaseRepository:
-        from commerce.delivery.repository import ReleaseRepository
+        from commerce.delivery.publishing import Publisher
+    from commerce.delivery.repository import ReleaseRepository
 
         return ReleaseRepository(self.db)
 
@@ -232,6 +234,14 @@ class Container:
         from commerce.delivery.artifacts import ArtifactStore
 
         return ArtifactStore(self.settings)
+
+    @cached_property
+    def publisher(self) -> Publisher:
+        from commerce.delivery.publishing import Publisher
+
+        return Publisher(
+            store=self.artifacts, releases=self.releases, signer=self.signer, clock=self.clock
+        )
 
     @cached_property
     def download_service(self) -> DownloadService:
