@@ -223,8 +223,7 @@ class Container:
 
     @cached_property
     def releases(self) -> ReleaseRepository:
-        from commerce.delivery.publishing import Publisher
-    from commerce.delivery.repository import ReleaseRepository
+        from commerce.delivery.repository import ReleaseRepository
 
         return ReleaseRepository(self.db)
 
