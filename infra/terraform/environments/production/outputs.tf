@@ -27,3 +27,8 @@ output "secret_ids" {
   description = "Secrets to fill before first use."
   value       = module.shop.secret_ids
 }
+
+output "storefront_build_env" {
+  description = "Environment for `make site` (API paths on the shop domain)."
+  value       = module.shop.storefront_build_env
+}

@@ -208,6 +208,9 @@ locals {
     STOREFRONT_URL                = local.shop_url
     STOREFRONT_ORIGINS            = local.shop_url
     PUBLIC_BASE_URL               = local.shop_url
+    CHECKOUT_URL                  = "${local.shop_url}/api/checkout"
+    ORDER_STATUS_URL              = "${local.shop_url}/api/order-status"
+    RESEND_URL                    = "${local.shop_url}/api/resend"
     TASKS_QUEUE                   = local.email_queue_name # literal: the queue refers to send_email's URL
     TASKS_LOCATION                = var.region
     TASKS_INVOKER_SERVICE_ACCOUNT = google_service_account.tasks_invoker.email

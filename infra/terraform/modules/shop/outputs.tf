@@ -37,3 +37,14 @@ output "stripe_webhook_url" {
   description = "Register this endpoint in the Stripe dashboard."
   value       = "${local.shop_url}/api/webhook/stripe"
 }
+
+output "storefront_build_env" {
+  description = "Environment for `make site` so the pages call the load balancer's API paths."
+  value = {
+    PUBLIC_BASE_URL  = local.shop_url
+    STOREFRONT_URL   = local.shop_url
+    CHECKOUT_URL     = local.base_env.CHECKOUT_URL
+    ORDER_STATUS_URL = local.base_env.ORDER_STATUS_URL
+    RESEND_URL       = local.base_env.RESEND_URL
+  }
+}
