@@ -653,6 +653,8 @@ def local_defaults(ports: Ports, local_dir: Path, project: str = LOCAL_PROJECT) 
     }
     for name in ports.functions:
         env[f"{name.upper()}_URL"] = function_url(ports, name)
+    if "resend_links" in ports.functions:
+        env["RESEND_URL"] = function_url(ports, "resend_links")  # Settings.resend_url
     return env
 
 
