@@ -166,3 +166,15 @@ def email_sweeper(request: flask.Request) -> flask.Response:
     """Cloud Scheduler: re-enqueue e-mail jobs left pending or sending too long."""
     requeued = get_container().email_worker.sweep()
     return json_response({"requeued": len(requeued)})
+
+
+# -- licensing -----------------------------------------------------------------------------
+
+
+@functions_framework.http
+def license_api(request: flask.Request) -> flask.Response:
+    """The plugin's license API: POST JSON to /validate, /activate, /deactivate,
+    /certificate or /updates; every answer signed (docs/license-api.openapi.yaml)."""
+    from commerce.licensing.endpoints import handle
+
+    return handle(request, get_container())

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from commerce.delivery.repository import ReleaseRepository
     from commerce.delivery.tasks_queue import CloudTasksEmailQueue
     from commerce.keys import KeyService
+    from commerce.licensing.repository import LicenseStateStore
+    from commerce.licensing.service import LicenseService
+    from commerce.licensing.support import LicenseSupport
     from commerce.purchase.checkout import CheckoutService
     from commerce.purchase.fulfillment import Fulfillment
     from commerce.purchase.gateway import StripeGateway
@@ -289,6 +292,54 @@ class Container:
             auditor=self.auditor,
             mailer=lambda: self.mailer,
             queue=lambda: self.email_queue,
+        )
+
+    # -- licensing ---------------------------------------------------------------------
+    @cached_property
+    def license_state(self) -> LicenseStateStore:
+        """Activations, slots and the batched license reads (identity cache per process)."""
+        from commerce.licensing.repository import (
+            ActivationRepository,
+            ActivationSlotRepository,
+            LicenseStateStore,
+        )
+
+        return LicenseStateStore(
+            self.db,
+            self.licenses,
+            self.orders,
+            ActivationRepository(self.db),
+            ActivationSlotRepository(self.db),
+        )
+
+    @cached_property
+    def license_service(self) -> LicenseService:
+        from commerce.licensing.service import LicenseService
+
+        return LicenseService(
+            settings=self.settings,
+            clock=self.clock,
+            keys=self.keys,
+            signer=self.signer,
+            store=self.license_state,
+            rate_limiter=self.rate_limiter,
+            auditor=self.auditor,
+            download_tokens=self.download_tokens,
+            releases=self.releases,
+        )
+
+    @cached_property
+    def license_support(self) -> LicenseSupport:
+        from commerce.licensing.support import LicenseSupport
+
+        return LicenseSupport(
+            clock=self.clock,
+            keys=self.keys,
+            store=self.license_state,
+            customers=self.customers,
+            email_jobs=self.email_jobs,
+            auditor=self.auditor,
+            email_queue=lambda: self.email_queue,
         )
 
 

@@ -1,0 +1,139 @@
+"""Values of the license API: status codes, activations, requests and results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from commerce.domain.models import Document, derived_id
+from commerce.licensing.verifier import fingerprint_sha256
+
+
+class StatusCode(StrEnum):
+    """The stable answer of every license-API call (part of the API: never rename)."""
+
+    VALID = "VALID"
+    NOT_FOUND = "NOT_FOUND"  # no such key (all a wrong key ever learns)
+    REVOKED = "REVOKED"  # revoked by support or a lost dispute
+    REFUNDED = "REFUNDED"
+    DISPUTED = "DISPUTED"  # chargeback open: suspended until decided
+    NO_ACTIVATION = "NO_ACTIVATION"  # this machine is not activated
+    TOO_MANY_ACTIVATIONS = "TOO_MANY_ACTIVATIONS"
+    FINGERPRINT_MISMATCH = "FINGERPRINT_MISMATCH"  # certificate/activation is another machine's
+    INVALID_KEY = "INVALID_KEY"  # typo caught by the check character, before any lookup
+    RATE_LIMITED = "RATE_LIMITED"
+    INVALID_REQUEST = "INVALID_REQUEST"  # malformed body (HTTP 4xx)
+    UNAVAILABLE = "UNAVAILABLE"  # not configured or storage busy (HTTP 503)
+
+
+# --- stored documents ---------------------------------------------------------------
+
+
+def activation_id(license_id: str, fingerprint_hash: str) -> str:
+    """Derived from license and machine, so activating a machine twice is one document."""
+    return derived_id("act", license_id, fingerprint_hash)
+
+
+class Activation(Document):
+    """`activations/{act_ + sha256(license id, fingerprint hash)}`: one machine binding."""
+
+    license_id: str
+    fingerprint_sha256: str
+    label: str | None = None
+    created_at: datetime
+    last_seen_at: datetime
+
+
+class ActivationSlots(Document):
+    """`activation_slots/{license id}`: the ids of a license's active activations.
+
+    Every activation and deactivation reads and rewrites this one document inside its
+    transaction, so concurrent activations of one license serialise on it and the
+    count can never pass the limit (a query alone would not conflict with a new
+    document being inserted).
+    """
+
+    activation_ids: tuple[str, ...] = ()
+    updated_at: datetime
+
+
+# --- requests ---------------------------------------------------------------------------
+
+_PRINTABLE = r"^[\x21-\x7e]+$"
+_LABEL = r"^[^\x00-\x1f\x7f]*$"
+
+
+class LicenseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+    nonce: str | None = Field(default=None, min_length=1, max_length=128, pattern=_PRINTABLE)
+
+
+class KeyRequest(LicenseRequest):
+    key: str = Field(min_length=1, max_length=100)
+
+
+class ValidateRequest(KeyRequest):
+    fingerprint: str | None = Field(default=None, min_length=8, max_length=256, pattern=_PRINTABLE)
+
+
+class ActivateRequest(KeyRequest):
+    fingerprint: str = Field(min_length=8, max_length=256, pattern=_PRINTABLE)
+    label: str | None = Field(default=None, max_length=64, pattern=_LABEL)
+
+
+class DeactivateRequest(KeyRequest):
+    activation_id: str | None = Field(default=None, pattern=r"^act_[0-9a-f]{24}$")
+    fingerprint: str | None = Field(default=None, min_length=8, max_length=256, pattern=_PRINTABLE)
+
+    @model_validator(mode="after")
+    def _one_machine(self) -> DeactivateRequest:
+        if self.activation_id is None and self.fingerprint is None:
+            raise ValueError("give activation_id or fingerprint")
+        return self
+
+
+class CertificateRequest(KeyRequest):
+    fingerprint: str = Field(min_length=8, max_length=256, pattern=_PRINTABLE)
+
+
+class UpdatesRequest(LicenseRequest):
+    key: str | None = Field(default=None, min_length=1, max_length=100)
+    certificate: str | None = Field(default=None, min_length=1, max_length=4096)
+    fingerprint: str | None = Field(default=None, min_length=8, max_length=256, pattern=_PRINTABLE)
+    current_version: str = Field(
+        min_length=5, max_length=64, pattern=r"^\d+\.\d+\.\d+[0-9A-Za-z.+-]*$"
+    )
+    platform: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
+    channel: str = Field(default="stable", min_length=1, max_length=20, pattern=r"^[a-z]+$")
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> UpdatesRequest:
+        if (self.key is None) == (self.certificate is None):
+            raise ValueError("give exactly one of key or certificate")
+        return self
+
+
+def fingerprint_hash(fingerprint: str) -> str:
+    return fingerprint_sha256(fingerprint)
+
+
+# --- results ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A service result: the status and the fields that go with it (JSON-ready values)."""
+
+    status: StatusCode
+    fields: dict[str, Any] = field(default_factory=dict)
+    http_status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def valid(self) -> bool:
+        return self.status is StatusCode.VALID

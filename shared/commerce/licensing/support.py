@@ -1,0 +1,262 @@
+"""Support operations on licenses (used by the `commerce license` CLI group).
+
+Support sees hints and masked addresses, never a key: a key typed in by a buyer is
+hashed for the lookup and forgotten. Every change is audited with the operator as
+actor, in the transaction that makes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from commerce.domain.models import EmailJobKind, License, LicenseStatus, derived_id, mask_email
+from commerce.domain.orders import OrderState, can_transition, transition
+from commerce.errors import Conflict, NotFound
+from commerce.grants import new_email_job
+from commerce.licensing.models import Activation, ActivationSlots
+from commerce.logs import get_logger
+from commerce.repositories import run_transaction
+
+if TYPE_CHECKING:
+    from commerce.audit import Auditor
+    from commerce.clock import Clock
+    from commerce.email_queue import EmailQueue
+    from commerce.keys import KeyService
+    from commerce.licensing.repository import LicenseStateStore
+    from commerce.repositories import CustomerRepository, EmailJobRepository, Transaction
+
+_log = get_logger("commerce.licensing.support")
+
+
+class LicenseUnknown(NotFound):
+    code = "license_unknown"
+    default_detail = "No license with this id."
+
+
+@dataclass(frozen=True)
+class LicenseSummary:
+    license_id: str
+    key_hint: str
+    status: str
+    status_reason: str | None
+    generation: int
+    order_id: str
+    order_state: str | None
+    email_masked: str | None
+    activations_used: int
+    activation_limit: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Reissued:
+    license_id: str
+    generation: int
+    key_hint: str
+    email_job_id: str | None
+    enqueued: bool
+    activations_reset: int
+
+
+def reissue_job_id(license_id: str, generation: int) -> str:
+    """One re-issue e-mail per new generation, however often the command is retried."""
+    return derived_id("email", "reissue", license_id, str(generation))
+
+
+class LicenseSupport:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        keys: KeyService,
+        store: LicenseStateStore,
+        customers: CustomerRepository,
+        email_jobs: EmailJobRepository,
+        auditor: Auditor,
+        email_queue: Callable[[], EmailQueue] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.keys = keys
+        self.store = store
+        self.customers = customers
+        self.email_jobs = email_jobs
+        self.auditor = auditor
+        self.email_queue = email_queue
+
+    # -- look-ups ------------------------------------------------------------------------
+    def by_key(self, raw_key: str) -> list[LicenseSummary]:
+        """The license of a key a buyer sent in (a typo raises InvalidLicenseKey)."""
+        found = self.store.licenses.by_key_hash(self.keys.hash_key(raw_key))
+        return [self.summary(found)] if found is not None else []
+
+    def by_email(self, email: str) -> list[LicenseSummary]:
+        customer_id = self.keys.customer_id_for(email)
+        found = self.store.licenses.by_customer(customer_id)
+        return [self.summary(license_) for license_ in sorted(found, key=lambda x: x.created_at)]
+
+    def summary(self, license_: License) -> LicenseSummary:
+        state = self.store.read(license_.id, license_.order_id, None)
+        order = state.order if state is not None else None
+        email_masked = order.email_masked if order is not None else None
+        if email_masked is None and license_.customer_id:
+            customer = self.customers.get(license_.customer_id)
+            email_masked = mask_email(customer.email) if customer is not None else None
+        return LicenseSummary(
+            license_id=license_.id,
+            key_hint=license_.key_hint,
+            status=license_.status.value,
+            status_reason=license_.status_reason,
+            generation=license_.generation,
+            order_id=license_.order_id,
+            order_state=order.state.value if order is not None else None,
+            email_masked=email_masked,
+            activations_used=len(state.activation_ids) if state is not None else 0,
+            activation_limit=license_.activation_limit,
+            created_at=license_.created_at,
+        )
+
+    def activations(self, license_id: str) -> list[Activation]:
+        self._license(license_id)
+        return self.store.activations.by_license(license_id)
+
+    # -- changes -------------------------------------------------------------------------
+    def reset_activations(self, license_id: str, *, actor: str) -> int:
+        """Free every slot of the license (the buyer re-activates the machines they use)."""
+        now = self.clock.now()
+
+        def work(tx: Transaction) -> int:
+            license_ = self._license(license_id, tx)
+            removed = self._clear_activations(tx, license_, now)
+            self.auditor.record(
+                "license.activations_reset",
+                tx=tx,
+                actor=actor,
+                license_id=license_id,
+                order_id=license_.order_id,
+                removed=removed,
+            )
+            return removed
+
+        return run_transaction(self.store.db, work)
+
+    def revoke(self, license_id: str, *, reason: str, actor: str) -> License:
+        """Revoke the license (and its order, so download links stop too)."""
+        now = self.clock.now()
+
+        def work(tx: Transaction) -> License:
+            license_ = self._license(license_id, tx)
+            order = self.store.orders.get(license_.order_id, tx)
+            self.store.licenses.update(
+                license_id,
+                {"status": LicenseStatus.REVOKED, "status_reason": reason, "updated_at": now},
+                tx,
+            )
+            order_state = order.state if order is not None else None
+            if order is not None and can_transition(order.state, OrderState.REVOKED):
+                order_state = transition(order.state, OrderState.REVOKED)
+                self.store.orders.update(order.id, {"state": order_state, "updated_at": now}, tx)
+            self.auditor.record(
+                "license.revoked",
+                tx=tx,
+                actor=actor,
+                license_id=license_id,
+                order_id=license_.order_id,
+                reason=reason,
+                order_state=order_state.value if order_state else None,
+            )
+            return license_.model_copy(
+                update={"status": LicenseStatus.REVOKED, "status_reason": reason}
+            )
+
+        return run_transaction(self.store.db, work)
+
+    def reissue(self, license_id: str, *, actor: str, keep_activations: bool = False) -> Reissued:
+        """A new key (generation + 1): the old key stops working at once, the buyer is
+        e-mailed the new one. Activations are reset unless kept (a leaked key's
+        machines should not keep their slots)."""
+        now = self.clock.now()
+
+        def work(tx: Transaction) -> Reissued:
+            license_ = self._license(license_id, tx)
+            if license_.status is LicenseStatus.REVOKED:
+                raise Conflict("A revoked license cannot be re-issued.")
+            generation = license_.generation + 1
+            issued = self.keys.issue_key(license_id, generation)
+            removed = 0 if keep_activations else self._clear_activations(tx, license_, now)
+            self.store.licenses.update(
+                license_id,
+                {
+                    "key_hash": issued.key_hash,
+                    "key_hint": issued.key_hint,
+                    "generation": generation,
+                    "secret_id": issued.secret_id,
+                    "updated_at": now,
+                },
+                tx,
+            )
+            job_id: str | None = None
+            if license_.customer_id:
+                job_id = reissue_job_id(license_id, generation)
+                job = new_email_job(
+                    job_id,
+                    kind=EmailJobKind.REISSUE,
+                    customer_id=license_.customer_id,
+                    now=now,
+                    order_ids=(license_.order_id,),
+                    license_ids=(license_id,),
+                )
+                self.email_jobs.create(job, tx)
+            self.auditor.record(
+                "license.reissued",
+                tx=tx,
+                actor=actor,
+                license_id=license_id,
+                order_id=license_.order_id,
+                generation=generation,
+                key_hint=issued.key_hint,
+                email_job_id=job_id,
+                activations_reset=removed,
+            )
+            self.store.forget(license_.key_hash)
+            return Reissued(license_id, generation, issued.key_hint, job_id, False, removed)
+
+        result = run_transaction(self.store.db, work)
+        if result.email_job_id is None or self.email_queue is None:
+            return result
+        try:
+            self.email_queue().enqueue(result.email_job_id)
+        except Exception as exc:  # the job stays pending; the sweeper enqueues it again
+            _log.warning(
+                "re-issue e-mail not enqueued: %s",
+                type(exc).__name__,
+                extra={"event": "license.reissue_enqueue_failed", "job_id": result.email_job_id},
+            )
+            return result
+        return Reissued(
+            result.license_id,
+            result.generation,
+            result.key_hint,
+            result.email_job_id,
+            True,
+            result.activations_reset,
+        )
+
+    # -- helpers -------------------------------------------------------------------------
+    def _license(self, license_id: str, tx: Transaction | None = None) -> License:
+        found = self.store.licenses.get(license_id, tx)
+        if found is None:
+            raise LicenseUnknown(f"No license {license_id}.")
+        return found
+
+    def _clear_activations(self, tx: Transaction, license_: License, now: datetime) -> int:
+        """Delete every activation of the license (reads first, then writes)."""
+        slots = self.store.slots.get(license_.id, tx)
+        strays = self.store.activations.where("license_id", "==", license_.id, tx=tx)
+        ids = set(slots.activation_ids if slots is not None else ()) | {a.id for a in strays}
+        for activation_id in sorted(ids):
+            self.store.activations.delete(activation_id, tx)
+        self.store.slots.put(ActivationSlots(id=license_.id, updated_at=now), tx)
+        return len(ids)
