@@ -26,7 +26,7 @@ NODE_STAMP := node_modules/.installed
 .PHONY: help venv dev stop status seed test lint typecheck pytest fmt clean distclean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort \
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort \
 	  | awk 'BEGIN {FS = ":.*## "} {printf "  make %-14s %s\n", $$1, $$2}'
 
 # ----------------------------------------------------------------------- install
@@ -84,7 +84,7 @@ typecheck: $(PY_STAMP) ## mypy (strict on shared/ and functions/)
 	@echo "==> typecheck: mypy shared functions"
 	$(VENV)/bin/mypy shared functions
 
-pytest: venv ## pytest with warnings as errors (starts the emulators it needs)
+pytest: venv chromium ## pytest with warnings as errors (starts the emulators it needs)
 	@echo "==> tests: pytest -W error $(PYTEST_ARGS)"
 	$(VENV)/bin/pytest -W error $(PYTEST_ARGS)
 
@@ -95,6 +95,22 @@ fmt: $(PY_STAMP) ## format and auto-fix
 # ------------------------------------------------------ targets of other features
 # Added by the features that own them (keep additions below this line):
 #   site, bench, bundle, smoke, stripe-setup, tf-check
+
+# Storefront: the static site and the browser tests (docs/storefront.md).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+.PHONY: site chromium e2e
+
+site: $(PY_STAMP) ## build the storefront into build/site (MANIFEST=path/to/manifest.json optional)
+	@$(PY) -m emulators.storefront_site $(if $(MANIFEST),--manifest $(MANIFEST))
+
+chromium: ## install Debian's Chromium for the browser tests when /usr/bin/chromium is missing
+	@test -x $(CHROMIUM) || { echo "==> installing chromium (apt-get)"; \
+	  $(SUDO) apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+e2e: venv chromium ## only the end-to-end browser tests (whole stack on free ports, real Chromium)
+	$(VENV)/bin/pytest -W error -m e2e $(PYTEST_ARGS)
 
 # -------------------------------------------------------------------------- clean
 

@@ -32,3 +32,8 @@ SetupStep = Callable[["StackInfo"], Mapping[str, str]]
 #   from emulators.stripe_setup import create_catalog
 #   STEPS.append(create_catalog)
 STEPS: list[SetupStep] = []
+
+# Keep last: builds build/site from the final environment and the published release.
+from emulators.storefront_site import build_site_step  # noqa: E402
+
+STEPS.append(build_site_step)
