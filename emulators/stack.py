@@ -281,19 +281,22 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def stop_group(pgid: int, *, grace: float = 10.0) -> None:
-    """SIGTERM the whole group, wait, SIGKILL what is left, wait again."""
-    if not group_members(pgid):
-        return
-    _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while group_members(pgid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if group_members(pgid):
-        _signal_group(pgid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while group_members(pgid) and time.monotonic() < deadline:
+def stop_groups(pgids: Iterable[int], *, grace: float = 10.0) -> None:
+    """SIGTERM every group at once, wait, SIGKILL what is left, wait again."""
+    pending = [pgid for pgid in pgids if group_members(pgid)]
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        for pgid in pending:
+            _signal_group(pgid, sig)
+        deadline = time.monotonic() + wait
+        while pending and time.monotonic() < deadline:
             time.sleep(0.05)
+            pending = [pgid for pgid in pending if group_members(pgid)]
+        if not pending:
+            return
+
+
+def stop_group(pgid: int, *, grace: float = 10.0) -> None:
+    stop_groups([pgid], grace=grace)
 
 
 def _death_signal_prefix() -> list[str]:
@@ -334,17 +337,22 @@ def start_service(spec: ServiceSpec, log_dir: Path | None = None) -> RunningServ
     return RunningService(spec, process, process_start_ticks(process.pid), log_path, log)
 
 
+def stop_services(services: Sequence[RunningService], *, grace: float = 10.0) -> None:
+    """Stop each service's whole process group (its PID) together, and reap them."""
+    stop_groups([service.pid for service in services], grace=grace)
+    for service in services:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            service.process.wait(timeout=5)
+        if service.process.poll() is None:  # pragma: no cover - only if SIGKILL failed
+            service.process.kill()
+            service.process.wait()
+        if service._log is not None:
+            service._log.close()
+            service._log = None
+
+
 def stop_service(service: RunningService, *, grace: float = 10.0) -> None:
-    """Stop the service's whole process group by its PID and reap it."""
-    stop_group(service.pid, grace=grace)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        service.process.wait(timeout=5)
-    if service.process.poll() is None:  # pragma: no cover - only if SIGKILL failed
-        service.process.kill()
-        service.process.wait()
-    if service._log is not None:
-        service._log.close()
-        service._log = None
+    stop_services([service], grace=grace)
 
 
 def log_tail(service: RunningService, lines: int = 15) -> str:
@@ -396,8 +404,7 @@ def start_and_wait(
             running.append(start_service(spec, log_dir))
         wait_ready(running, stop_requested=stop_requested)
     except BaseException:
-        for service in reversed(running):
-            stop_service(service)
+        stop_services(running)
         raise
     return running
 
@@ -557,8 +564,8 @@ def stripe_double_spec(
             str(port),
             "--webhook-url",
             webhook_url,
-            "--webhook-secret",
-            env.get("STRIPE_WEBHOOK_SECRET", ""),
+            # The signing secret travels in the environment (STRIPE_WEBHOOK_SECRET), not
+            # on the command line where `ps` would show it.
             "--public-url",
             url,
         ],
@@ -819,9 +826,9 @@ class LocalStack:
         return [service for service in self.services if service.process.poll() is not None]
 
     def stop(self) -> None:
-        """Stop every service, last started first, each by its process group."""
-        while self.services:
-            stop_service(self.services.pop())
+        """Stop every service by its process group (all signalled at once, then reaped)."""
+        services, self.services = self.services, []
+        stop_services(services)
         self._changed()
 
 
@@ -1072,9 +1079,10 @@ def run_stop(root: Path = REPO_ROOT, *, timeout: float = 30.0) -> int:
         while _launcher_alive(state) and time.monotonic() < deadline:
             time.sleep(0.1)
     # Whatever the launcher left (it was killed, or timed out): stop by recorded group.
-    for service in _leftover_groups(state):
+    leftovers = _leftover_groups(state)
+    for service in leftovers:
         print(f"stopping leftover {service['name']} (pid {service['pgid']}) ...")
-        stop_group(int(service["pgid"]))
+    stop_groups([int(service["pgid"]) for service in leftovers])
     if _launcher_alive(state):
         print("the launcher did not stop; its children are stopped.", file=sys.stderr)
         return 1
@@ -1122,8 +1130,7 @@ def run_test_services(root: Path = REPO_ROOT) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        for service in reversed(services):
-            stop_service(service)
+        stop_services(services)
     return 0
 
 
