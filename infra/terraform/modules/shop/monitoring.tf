@@ -11,14 +11,19 @@ locals {
     webhook_failures = {
       event       = "webhook.failed"
       description = "Stripe webhook deliveries the shop failed to process."
+      # Also any ERROR of the webhook function, so an unexpected exception that never
+      # reached the app's own `webhook.failed` log line still counts.
+      extra_filter = " OR (resource.labels.service_name=\"${var.name_prefix}-stripe-webhook\" AND severity>=ERROR)"
     }
     dead_emails = {
-      event       = "email.dead"
-      description = "E-mail jobs that exhausted their retries."
+      event        = "email.dead"
+      description  = "E-mail jobs that exhausted their retries."
+      extra_filter = ""
     }
     reconcile_repairs = {
-      event       = "reconcile.repaired"
-      description = "Paid orders the reconciliation found unfulfilled and repaired (a missed webhook)."
+      event        = "reconcile.repaired"
+      description  = "Paid orders the reconciliation found unfulfilled and repaired (a missed webhook)."
+      extra_filter = ""
     }
   }
 }
@@ -40,7 +45,7 @@ resource "google_logging_metric" "event" {
   project     = var.project_id
   name        = "${var.name_prefix}/${each.key}"
   description = each.value.description
-  filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.event=\"${each.value.event}\""
+  filter      = "resource.type=\"cloud_run_revision\" AND (jsonPayload.event=\"${each.value.event}\"${each.value.extra_filter})"
 
   metric_descriptor {
     metric_kind = "DELTA"
