@@ -1,0 +1,16 @@
+"""The `commerce` command (installed with the package): operator tools by feature.
+
+Each feature registers its own Typer group here with one line; the commands live in
+the feature's package and import their services lazily.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from commerce.delivery.cli import emails_app, release_app
+
+app = typer.Typer(help="GENX commerce operator tools.", no_args_is_help=True)
+
+app.add_typer(release_app, name="release")
+app.add_typer(emails_app, name="emails")
