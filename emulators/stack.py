@@ -476,6 +476,10 @@ def firestore_spec(port: int, root: Path = REPO_ROOT) -> ServiceSpec:
         argv=[
             _java(),
             "-Duser.language=en",
+            # Start-up time matters more than peak speed for a local emulator: the C1
+            # compiler only and one GC thread halve the time to "Ok" on small machines.
+            "-XX:TieredStopAtLevel=1",
+            "-XX:+UseSerialGC",
             "-cp",
             str(find_firestore_jar()),
             _FIRESTORE_MAIN,
