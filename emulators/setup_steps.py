@@ -33,6 +33,10 @@ SetupStep = Callable[["StackInfo"], Mapping[str, str]]
 #   STEPS.append(create_catalog)
 STEPS: list[SetupStep] = []
 
+from emulators.release_seed import seed_sample_release  # noqa: E402
+
+STEPS.append(seed_sample_release)  # a sample release, so `make dev` downloads work
+
 # Keep last: builds build/site from the final environment and the published release.
 from emulators.storefront_site import build_site_step  # noqa: E402
 
