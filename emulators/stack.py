@@ -902,7 +902,9 @@ def _leftover_groups(state: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def _exclusive_lock(local_dir: Path) -> Iterator[bool]:
+def launcher_lock(local_dir: Path) -> Iterator[bool]:
+    """Yields True for the one launcher holding `.local/stack.lock`, False for others.
+    The kernel drops the lock when its holder dies, so a crash leaves no stale lock."""
     local_dir.mkdir(parents=True, exist_ok=True)
     with (local_dir / LOCK_FILE).open("a") as handle:
         try:
@@ -989,7 +991,7 @@ def run_dev(root: Path = REPO_ROOT) -> int:
     started = time.monotonic()
     local_dir = root / ".local"
     state_path = local_dir / STATE_FILE
-    with _exclusive_lock(local_dir) as locked:
+    with launcher_lock(local_dir) as locked:
         state = read_state(local_dir)
         if not locked:
             pid = (state or {}).get("launcher", {}).get("pid", "?")

@@ -172,3 +172,10 @@ def test_env_example_documents_every_setting_and_secret():
     }
 
     assert sorted(expected - documented) == []
+
+
+def test_a_second_launcher_is_refused_while_the_first_holds_the_lock(tmp_path: Path):
+    with stack.launcher_lock(tmp_path) as first, stack.launcher_lock(tmp_path) as second:
+        assert (first, second) == (True, False)
+    with stack.launcher_lock(tmp_path) as after_release:
+        assert after_release
