@@ -1,0 +1,311 @@
+"""The `license_api` function driven through functions-framework in-process, on the
+Firestore emulator: routing, signed answers, nonce echo, error shapes, fuzzed bodies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from commerce.bootstrap import Container, use_container
+from commerce.clock import FixedClock
+from commerce.licensing.verifier import (
+    KEY_ID_HEADER,
+    SIGNATURE_HEADER,
+    CertificateState,
+    ResponseCheck,
+    check_response,
+    verify_certificate,
+)
+from commerce.secrets import EnvSecrets
+from tests.licensing.conftest import MAIN, Bought, machine
+from tests.support import factories
+
+pytestmark = pytest.mark.emulators
+
+
+def post(client: Any, path: str, body: Any, **headers: str) -> Any:
+    return client.post(
+        path,
+        data=json.dumps(body),
+        headers={"Content-Type": "application/json", **headers},
+    )
+
+
+def verified(response: Any, keys: dict, nonce: str | None = None) -> dict:
+    """The body of an answer whose signature checks out with the public key alone."""
+    outcome = check_response(
+        response.get_data(),
+        response.headers.get(SIGNATURE_HEADER),
+        response.headers.get(KEY_ID_HEADER),
+        keys,
+        expected_nonce=nonce,
+    )
+    assert outcome is ResponseCheck.OK
+    body: dict = json.loads(response.get_data())
+    return body
+
+
+def test_validate_answers_a_signed_body_that_echoes_the_nonce(
+    license_client: Any, bought: Bought, public_keys: dict, clock: FixedClock
+) -> None:
+    response = post(license_client, "/validate", {"key": bought.key, "nonce": "n-42-abcdef"})
+
+    assert response.status_code == 200
+    body = verified(response, public_keys, nonce="n-42-abcdef")
+    assert body["status"] == "VALID"
+    assert body["time"] == int(clock.now().timestamp())
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_changed_byte_in_the_answer_fails_verification(
+    license_client: Any, bought: Bought, public_keys: dict
+) -> None:
+    response = post(license_client, "/validate", {"key": bought.key, "nonce": "abc"})
+    body = response.get_data()
+    tampered = body.replace(b'"VALID"', b'"VALIE"')
+
+    outcome = check_response(
+        tampered,
+        response.headers[SIGNATURE_HEADER],
+        response.headers[KEY_ID_HEADER],
+        public_keys,
+    )
+
+    assert outcome is ResponseCheck.BAD_SIGNATURE
+
+
+def test_activate_over_http_returns_a_certificate_that_verifies_offline(
+    license_client: Any, bought: Bought, public_keys: dict, clock: FixedClock
+) -> None:
+    response = post(
+        license_client,
+        "/activate",
+        {"key": bought.key, "fingerprint": machine(1), "label": "Studio", "nonce": "n1"},
+    )
+
+    body = verified(response, public_keys, nonce="n1")
+    assert body["status"] == "VALID"
+    check = verify_certificate(
+        body["certificate"], public_keys, now=int(clock.now().timestamp()), fingerprint=machine(1)
+    )
+    assert check.state is CertificateState.VALID
+
+
+def test_paths_under_a_prefix_route_too(
+    license_client: Any, bought: Bought, public_keys: dict
+) -> None:
+    response = post(license_client, "/license_api/validate/", {"key": bought.key})
+
+    assert verified(response, public_keys)["status"] == "VALID"
+
+
+def test_a_wrong_key_learns_only_not_found(license_client: Any, public_keys: dict) -> None:
+    stranger = factories.key_service().issue_key("lic_nobody").key
+
+    response = post(license_client, "/validate", {"key": stranger, "fingerprint": machine(1)})
+
+    body = verified(response, public_keys)
+    assert response.status_code == 200
+    assert set(body) == {"status", "nonce", "time", "detail"}
+    assert body["status"] == "NOT_FOUND"
+
+
+def test_a_typo_answers_invalid_key(license_client: Any, bought: Bought, public_keys: dict) -> None:
+    typo = bought.key[:-1] + ("0" if bought.key[-1] != "0" else "1")
+
+    response = post(license_client, "/validate", {"key": typo})
+
+    assert verified(response, public_keys)["status"] == "INVALID_KEY"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "data", "content_type", "status", "error"),
+    [
+        ("GET", "/validate", None, None, 405, "method_not_allowed"),
+        ("POST", "/nope", b"{}", "application/json", 404, "not_found"),
+        ("POST", "/validate", b"key=1", "text/plain", 415, "unsupported_media_type"),
+        ("POST", "/validate", b"{not json", "application/json", 400, "invalid_request"),
+        ("POST", "/validate", b"[1,2]", "application/json", 400, "invalid_request"),
+        ("POST", "/validate", b'{"key": 5}', "application/json", 400, "invalid_request"),
+        ("POST", "/validate", b'{"key":"x","extra":1}', "application/json", 400, "invalid_request"),
+        ("POST", "/deactivate", b'{"key":"x"}', "application/json", 400, "invalid_request"),
+        ("POST", "/updates", b'{"current_version":"1.0.0","platform":"linux"}', None, 400, None),
+        ("POST", "/validate", b"{" + b" " * 9000 + b"}", "application/json", 413, None),
+    ],
+)
+def test_malformed_requests_get_a_signed_4xx_with_a_stable_code(
+    license_client: Any,
+    public_keys: dict,
+    method: str,
+    path: str,
+    data: bytes | None,
+    content_type: str | None,
+    status: int,
+    error: str | None,
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+
+    response = license_client.open(path, method=method, data=data, headers=headers)
+
+    assert response.status_code == status
+    body = verified(response, public_keys)
+    assert body["status"] == "INVALID_REQUEST"
+    if error:
+        assert body["error"] == error
+
+
+def test_the_nonce_is_echoed_on_errors_too(license_client: Any, public_keys: dict) -> None:
+    response = post(license_client, "/validate", {"nonce": "echo-me"})
+
+    assert response.status_code == 400
+    assert verified(response, public_keys, nonce="echo-me")["nonce"] == "echo-me"
+
+
+def test_rate_limited_answers_are_429_with_retry_after_and_signed(
+    settings_limited: Container, bought: Bought, public_keys: dict
+) -> None:
+    from functions_framework import create_app
+
+    client = create_app("license_api", MAIN).test_client()
+    post(client, "/validate", {"key": bought.key})
+
+    response = post(client, "/validate", {"key": bought.key, "nonce": "n2"})
+
+    assert response.status_code == 429
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    body = verified(response, public_keys, nonce="n2")
+    assert body["status"] == "RATE_LIMITED"
+    assert body["retry_after"] == int(response.headers["Retry-After"])
+
+
+@pytest.fixture
+def settings_limited(firestore_db: Any, clock: FixedClock) -> Any:
+    from tests.licensing.conftest import build_container, make_settings
+
+    limited = build_container(make_settings(license_rate_limit_per_key=1), clock, firestore_db)
+    use_container(limited)
+    yield limited
+    use_container(None)
+
+
+def test_without_a_signing_key_the_api_fails_closed(
+    container: Container, firestore_db: Any, clock: FixedClock, bought: Bought
+) -> None:
+    from functions_framework import create_app
+
+    secrets = {k: v for k, v in factories.TEST_SECRETS.items() if k != "SIGNING_PRIVATE_KEY"}
+    unsigned = Container(container.settings, clock=clock, secrets=EnvSecrets(secrets))
+    unsigned.__dict__["db"] = firestore_db
+    use_container(unsigned)
+    try:
+        client = create_app("license_api", MAIN).test_client()
+        response = post(client, "/validate", {"key": bought.key})
+    finally:
+        use_container(None)
+
+    assert response.status_code == 503
+    assert SIGNATURE_HEADER not in response.headers
+    assert response.get_json()["status"] == "UNAVAILABLE"
+    assert response.get_json()["error"] == "secret_unavailable"
+
+
+# -- fuzzing ---------------------------------------------------------------------------------
+
+FIELDS = [
+    "key",
+    "fingerprint",
+    "nonce",
+    "label",
+    "activation_id",
+    "certificate",
+    "current_version",
+    "platform",
+    "channel",
+]
+PATHS = ["/validate", "/activate", "/deactivate", "/certificate", "/updates", "/", "/x"]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=300),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=6,
+)
+FUZZ = settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@FUZZ
+@given(
+    path=st.sampled_from(PATHS),
+    body=st.binary(max_size=2000),
+    ctype=st.sampled_from(
+        ["application/json", "text/plain", "", "application/x-www-form-urlencoded"]
+    ),
+)
+def test_fuzzed_raw_bodies_never_produce_a_5xx(
+    license_client: Any, public_keys: dict, path: str, body: bytes, ctype: str
+) -> None:
+    response = license_client.post(path, data=body, headers={"Content-Type": ctype})
+
+    assert response.status_code < 500, response.get_data()
+    verified(response, public_keys)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_json_requests_never_produce_a_5xx(
+    license_client: Any, bought: Bought, public_keys: dict, data: st.DataObject
+) -> None:
+    key = bought.key
+    key_like = st.sampled_from(
+        [key, key.lower(), key.replace("-", " "), key[:-1] + "0", "GENX-0000-0000-0000"]
+    )
+    field_values = {
+        name: st.one_of(json_values, key_like, st.sampled_from([machine(1), "1.0.0", "stable"]))
+        for name in FIELDS
+    }
+    body = data.draw(
+        st.fixed_dictionaries({}, optional=field_values)
+        | st.dictionaries(st.text(max_size=12), json_values, max_size=5)
+    )
+    path = data.draw(st.sampled_from(PATHS))
+
+    response = post(license_client, path, body)
+
+    assert response.status_code < 500, response.get_data()
+    verified(response, public_keys)
+
+
+@FUZZ
+@given(data=st.data())
+def test_valid_requests_with_one_fuzzed_field_never_produce_a_5xx(
+    license_client: Any, bought: Bought, public_keys: dict, data: st.DataObject
+) -> None:
+    valid = {
+        "/validate": {"key": bought.key, "fingerprint": machine(1), "nonce": "n"},
+        "/activate": {"key": bought.key, "fingerprint": machine(1), "label": "PC"},
+        "/deactivate": {"key": bought.key, "fingerprint": machine(1)},
+        "/certificate": {"key": bought.key, "fingerprint": machine(1)},
+        "/updates": {"key": bought.key, "current_version": "1.0.0", "platform": "linux-x86_64"},
+    }
+    path = data.draw(st.sampled_from(sorted(valid)))
+    body = dict(valid[path])
+    field = data.draw(st.sampled_from(FIELDS))
+    body[field] = data.draw(json_values | st.text(st.characters(codec="utf-8"), max_size=300))
+
+    response = post(license_client, path, body)
+
+    assert response.status_code < 500, response.get_data()
+    assert verified(response, public_keys)["status"] in {
+        "VALID",
+        "INVALID_REQUEST",
+        "INVALID_KEY",
+        "NOT_FOUND",
+        "NO_ACTIVATION",
+        "FINGERPRINT_MISMATCH",
+    }
