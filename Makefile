@@ -73,7 +73,7 @@ seed: venv ## load sample customers and orders (every state) into the running st
 
 # ------------------------------------------------------------------------- checks
 
-test: lint typecheck pytest ## everything CI checks: format, lint, types, tests
+test: venv lint typecheck pytest ## everything CI checks: format, lint, types, tests
 
 lint: $(PY_STAMP) ## ruff format --check and ruff check
 	@echo "==> lint: ruff format --check . && ruff check ."
