@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from commerce.delivery.releases import Release
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATE_ROOT = Path(__file__).resolve().parent.parent / "templates" / "email"
 LOCALES = ("en", "de")
@@ -117,6 +118,8 @@ class RenderedEmail:
 
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
+    import jinja2  # only the worker renders; keep it off other functions' cold start
+
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATE_ROOT)),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
@@ -128,6 +131,8 @@ def environment() -> jinja2.Environment:
 
 
 def _template(env: jinja2.Environment, locale: str, name: str) -> jinja2.Template:
+    import jinja2
+
     try:
         return env.get_template(f"{locale}/{name}")
     except jinja2.TemplateNotFound:

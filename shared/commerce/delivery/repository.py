@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from google.cloud import firestore
 
@@ -74,10 +73,9 @@ class RedemptionStore:
         counts = []
         for window in windows:
             snap = snaps.get(window.ref.path)
-            data: dict[str, Any] = (
-                (snap.to_dict() or {}) if snap is not None and snap.exists else {}
-            )
-            counts.append(int(data.get("count", 0)))
+            # `get("count")` copies one field; `to_dict()` would deep-copy the document.
+            count = snap.get("count") if snap is not None and snap.exists else 0
+            counts.append(int(count or 0))
         return RedemptionReads(grant, tuple(counts))
 
     def read_order_and_license(
