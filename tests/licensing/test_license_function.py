@@ -309,3 +309,18 @@ def test_valid_requests_with_one_fuzzed_field_never_produce_a_5xx(
         "NO_ACTIVATION",
         "FINGERPRINT_MISMATCH",
     }
+
+
+def test_a_current_version_that_is_not_semver_is_an_invalid_request(
+    license_client: Any, bought: Bought, public_keys: dict
+) -> None:
+    response = post(
+        license_client,
+        "/updates",
+        {"key": bought.key, "current_version": "01.2.3", "platform": "linux-x86_64"},
+    )
+
+    assert response.status_code == 400
+    body = verified(response, public_keys)
+    assert body["error"] == "invalid_request"
+    assert "semantic version" in body["detail"]

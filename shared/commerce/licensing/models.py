@@ -7,8 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from commerce.delivery.releases import is_valid_version
 from commerce.domain.models import Document, derived_id
 from commerce.licensing.verifier import fingerprint_sha256
 
@@ -110,6 +111,13 @@ class UpdatesRequest(LicenseRequest):
     )
     platform: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
     channel: str = Field(default="stable", min_length=1, max_length=20, pattern=r"^[a-z]+$")
+
+    @field_validator("current_version")
+    @classmethod
+    def _semantic_version(cls, value: str) -> str:
+        if not is_valid_version(value):
+            raise ValueError("must be a semantic version (MAJOR.MINOR.PATCH)")
+        return value
 
     @model_validator(mode="after")
     def _one_credential(self) -> UpdatesRequest:
