@@ -41,7 +41,10 @@ def run_transaction(
     except (gexc.Aborted, gexc.DeadlineExceeded, gexc.ServiceUnavailable) as exc:
         raise TransientFailure("storage is busy; please retry") from exc
     except ValueError as exc:
-        if "contention" in str(exc).lower() or "max attempts" in str(exc).lower():
+        # The client says "Failed to commit transaction in N attempts." when aborts
+        # (contention) outlast max_attempts.
+        message = str(exc).lower()
+        if "contention" in message or "attempts" in message:
             raise TransientFailure("storage is busy; please retry") from exc
         raise
     return result
