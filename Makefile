@@ -112,6 +112,12 @@ chromium: ## install Debian's Chromium for the browser tests when /usr/bin/chrom
 e2e: venv chromium ## only the end-to-end browser tests (whole stack on free ports, real Chromium)
 	$(VENV)/bin/pytest -W error -m e2e $(PYTEST_ARGS)
 
+# Purchase: Stripe product and price (docs/stripe.md).
+.PHONY: stripe-setup
+
+stripe-setup: $(PY_STAMP) ## create/update the Stripe product + one-time price (STRIPE_SECRET_KEY, STRIPE_API_BASE)
+	@$(PY) -m emulators.stripe_setup
+
 # -------------------------------------------------------------------------- clean
 
 clean: ## remove caches, build output and .local (local secrets, logs); stops the stack first

@@ -33,6 +33,11 @@ SetupStep = Callable[["StackInfo"], Mapping[str, str]]
 #   STEPS.append(create_catalog)
 STEPS: list[SetupStep] = []
 
+# Purchase: the product and its one-time price in the Stripe double -> STRIPE_PRICE_ID.
+from emulators.stripe_setup import create_catalog  # noqa: E402
+
+STEPS.append(create_catalog)
+
 from emulators.release_seed import seed_sample_release  # noqa: E402
 
 STEPS.append(seed_sample_release)  # a sample release, so `make dev` downloads work
