@@ -1,10 +1,11 @@
 import re
 
 import pytest
-from commerce.domain import license_keys as lk
-from commerce.errors import InvalidLicenseKey
 from hypothesis import given
 from hypothesis import strategies as st
+
+from commerce.domain import license_keys as lk
+from commerce.errors import InvalidLicenseKey
 
 KEY_SHAPE = re.compile(r"^GENX-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$")
 data_chars = st.text(alphabet=lk.ALPHABET, min_size=lk.DATA_LENGTH, max_size=lk.DATA_LENGTH)

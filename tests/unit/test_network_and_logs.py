@@ -2,6 +2,7 @@ import json
 import logging
 
 import pytest
+
 from commerce.domain.network import client_address, network_prefix
 from commerce.logs import JsonFormatter, redact, redact_text
 

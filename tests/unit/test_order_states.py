@@ -1,6 +1,7 @@
 import itertools
 
 import pytest
+
 from commerce.domain.orders import (
     ALLOWED_TRANSITIONS,
     OrderState,

@@ -1,4 +1,5 @@
 import pytest
+
 from commerce.errors import ConfigurationError
 from commerce.settings import Environment, load_settings
 

@@ -2,6 +2,7 @@ import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from commerce.domain import tokens
 from commerce.domain.tokens import (
     DownloadGrant,
