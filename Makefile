@@ -73,7 +73,7 @@ seed: venv ## load sample customers and orders (every state) into the running st
 
 # ------------------------------------------------------------------------- checks
 
-test: venv lint typecheck pytest ## everything CI checks: format, lint, types, tests
+test: venv lint typecheck pytest checkov ## everything CI checks: format, lint, types, tests, checkov
 
 lint: $(PY_STAMP) ## ruff format --check and ruff check
 	@echo "==> lint: ruff format --check . && ruff check ."
@@ -117,6 +117,20 @@ e2e: venv chromium ## only the end-to-end browser tests (whole stack on free por
 
 stripe-setup: $(PY_STAMP) ## create/update the Stripe product + one-time price (STRIPE_SECRET_KEY, STRIPE_API_BASE)
 	@$(PY) -m emulators.stripe_setup
+
+# Infrastructure: deploy bundle and offline Terraform checks (docs/infrastructure.md).
+.PHONY: bundle tf-check checkov
+
+bundle: $(PY_STAMP) ## build build/functions-source.zip (reproducible; Terraform deploys it)
+	$(PY) infra/bundle.py
+
+tf-check: $(PY_STAMP) ## offline Terraform checks: fmt, invariants, bundle tests, then checkov
+	$(VENV)/bin/pytest -W error -q tests/infra
+	infra/checkov.sh
+
+checkov: ## checkov on infra/terraform (installs into .venv-checkov on first run, ~60 s)
+	infra/checkov.sh
+
 
 # -------------------------------------------------------------------------- clean
 
