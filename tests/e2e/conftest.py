@@ -48,6 +48,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+    return report
+
+
+CALL_FAILED = pytest.StashKey[bool]()
+
+
 def wait_for(
     what: str, check: Callable[[], Any], *, timeout: float = 60.0, every: float = 0.25
 ) -> Any:
@@ -201,27 +212,33 @@ class Session:
     watch: PageWatch
 
 
-def _session(browser: Any, **options: Any) -> Iterator[Session]:
+def _session(browser: Any, node: pytest.Item, **options: Any) -> Iterator[Session]:
     context = browser.new_context(
         accept_downloads=True, viewport={"width": 1100, "height": 900}, **options
     )
     context.set_default_timeout(30_000)
+    # Chromium asks every origin for /favicon.ico by itself; the Stripe double's and the
+    # download function's pages have none, and that 404 is not a page's error. (The
+    # storefront declares its icon inline and never asks.)
+    context.route("**/favicon.ico", lambda route: route.fulfill(status=204, body=""))
     watch = PageWatch()
     page = context.new_page()
     watch.attach(page)
     yield Session(context, page, watch)
+    if node.stash.get(CALL_FAILED, False):
+        screenshot(page, "failed-" + re.sub(r"[^A-Za-z0-9_-]+", "-", node.name))
     context.close()
     assert watch.errors == [], "JavaScript console errors:\n" + "\n".join(watch.errors)
 
 
 @pytest.fixture
-def session(browser: Any) -> Iterator[Session]:
-    yield from _session(browser)
+def session(browser: Any, request: pytest.FixtureRequest) -> Iterator[Session]:
+    yield from _session(browser, request.node)
 
 
 @pytest.fixture
-def session_without_js(browser: Any) -> Iterator[Session]:
-    yield from _session(browser, java_script_enabled=False)
+def session_without_js(browser: Any, request: pytest.FixtureRequest) -> Iterator[Session]:
+    yield from _session(browser, request.node, java_script_enabled=False)
 
 
 def screenshot(page: Any, name: str) -> Path:
