@@ -1,0 +1,241 @@
+"""License API benchmark: validate p50/p99 and requests/s in-process on the Firestore
+emulator against a baseline of one bare document read measured in the same run, and
+offline certificate verifications per second in the reference verifier.
+
+    .venv/bin/python -m bench.license_bench [--requests 300] [--rounds 3] [--write-docs]
+
+Paths measured (alternating rounds, sequential requests, a warm instance):
+
+- baseline: one `DocumentReference.get()` of a license document;
+- service: `LicenseService.validate` with a fingerprint (rate limits counted, license,
+  order, activation and slots read, status decided);
+- function: the same through `license_api` (functions-framework test client: Flask,
+  JSON parsing, Ed25519 signature of the answer);
+- cold identity: the service with the key-hash -> license id memo cleared each time
+  (what the first validation of a key on a fresh instance costs).
+
+Uses a running emulator when FIRESTORE_EMULATOR_HOST is set, otherwise starts one on a
+free port and stops it by PID at the end. `--write-docs` replaces only the
+`## License API` section of docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from commerce.bootstrap import Container, use_container
+from commerce.clock import SystemClock
+from commerce.domain.orders import OrderState
+from commerce.licensing.models import ActivateRequest, StatusCode, ValidateRequest
+from commerce.licensing.verifier import CertificateState, trusted_keys, verify_certificate
+from commerce.secrets import EnvSecrets
+from commerce.settings import Settings
+from tests.support import emulators as emu
+from tests.support import factories
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "performance.md"
+MAIN = str(ROOT / "functions" / "main.py")
+HEADING = "## License API"
+TARGET = 1.5
+FINGERPRINT = "bench-machine-" + "ab" * 16
+NETWORK = "198.51.100.7/32"
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def measure(run: Callable[[], Any], count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": statistics.median(samples),
+        "p99_ms": percentile(samples, 0.99),
+        "rps": 1000 / statistics.mean(samples),
+    }
+
+
+def verifications_per_second(certificate: str, keys: dict[str, Any], seconds: float) -> float:
+    now = int(time.time())
+    count = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        check = verify_certificate(certificate, keys, now=now, fingerprint=FINGERPRINT)
+        assert check.state is CertificateState.VALID
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of each")
+    parser.add_argument("--verify-seconds", type=float, default=3.0)
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, emu.firestore_emulator(Path(tmp)):
+        emu.reset_firestore(os.environ[emu.FIRESTORE_ENV], emu.TEST_PROJECT)
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            environment="local",
+            gcp_project=emu.TEST_PROJECT,
+            storefront_url="http://shop.test",
+            public_base_url="http://functions.test",
+            artifacts_bucket=emu.TEST_BUCKET,
+            license_rate_limit_per_key=10**9,
+            license_rate_limit_per_network=10**9,
+            license_activation_rate_limit_per_hour=10**9,
+        )
+        container = Container(
+            settings, clock=SystemClock(), secrets=EnvSecrets(dict(factories.TEST_SECRETS))
+        )
+        bought = factories.purchase(container.keys, OrderState.FULFILLED, order_id="cs_bench_1")
+        assert bought.license is not None
+        assert bought.key is not None
+        container.customers.put(bought.customer)
+        container.orders.put(bought.order)
+        container.licenses.put(bought.license)
+        key, license_id = bought.key, bought.license.id
+
+        service = container.license_service
+        activated = service.activate(ActivateRequest(key=key, fingerprint=FINGERPRINT), NETWORK)
+        assert activated.status is StatusCode.VALID
+        certificate: str = activated.fields["certificate"]
+        request = ValidateRequest(key=key, fingerprint=FINGERPRINT)
+        baseline_ref = container.licenses.ref(license_id)
+
+        use_container(container)
+        from functions_framework import create_app
+
+        client = create_app("license_api", MAIN).test_client()
+        body = json.dumps({"key": key, "fingerprint": FINGERPRINT, "nonce": "bench-nonce"})
+
+        def baseline() -> None:
+            assert baseline_ref.get().exists
+
+        def via_service() -> None:
+            assert service.validate(request, NETWORK).status is StatusCode.VALID
+
+        def via_function() -> None:
+            response = client.post(
+                "/validate", data=body, headers={"Content-Type": "application/json"}
+            )
+            assert response.status_code == 200
+
+        key_hash = container.keys.hash_key(key)
+
+        def cold_identity() -> None:
+            container.license_state.forget(key_hash)
+            via_service()
+
+        paths: dict[str, Callable[[], None]] = {
+            "baseline": baseline,
+            "service": via_service,
+            "function": via_function,
+            "cold": cold_identity,
+        }
+        for run in paths.values():  # warm up: gRPC channel, keys, imports, thread pool
+            for _ in range(20):
+                run()
+        samples: dict[str, list[float]] = {name: [] for name in paths}
+        for _ in range(args.rounds):
+            for name, run in paths.items():
+                samples[name] += measure(run, args.requests)
+        use_container(None)
+        service.close()
+        container.db.close()
+
+    rate = verifications_per_second(
+        certificate, trusted_keys(container.signer.public_key_b64()), args.verify_seconds
+    )
+    stats = {name: summary(values) for name, values in samples.items()}
+    base = stats["baseline"]
+
+    def row(label: str, name: str) -> str:
+        s = stats[name]
+        return (
+            f"| {label} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['rps']:.0f} "
+            f"| {s['p50_ms'] / base['p50_ms']:.2f}x | {s['p99_ms'] / base['p99_ms']:.2f}x |"
+        )
+
+    service_ratio = stats["service"]["p50_ms"] / base["p50_ms"]
+    function_ratio = stats["function"]["p50_ms"] / base["p50_ms"]
+    report = [
+        HEADING,
+        "",
+        f"`bench/license_bench.py`, {args.rounds} alternating rounds x {args.requests} "
+        "sequential requests per path, in-process against Google's Firestore emulator "
+        "(2-core machine shared with other work; compare ratios, not absolute numbers).",
+        "",
+        "| path | p50 ms | p99 ms | req/s | p50 vs baseline | p99 vs baseline |",
+        "|---|---:|---:|---:|---:|---:|",
+        row("baseline: one bare document read", "baseline"),
+        row("validate (service, warm instance)", "service"),
+        row("validate (license_api function, signed answer)", "function"),
+        row("validate, first call of a key on an instance", "cold"),
+        "",
+        f"Target validate <= {TARGET}x the bare read: service p50 {service_ratio:.2f}x "
+        f"({'within' if service_ratio <= TARGET else 'OUTSIDE'}), function p50 "
+        f"{function_ratio:.2f}x ({'within' if function_ratio <= TARGET else 'OUTSIDE'}).",
+        "",
+        f"Offline certificate verification (reference verifier, Ed25519 + JSON + checks, "
+        f"one core): {rate:,.0f} per second.",
+        "",
+        "What validate does beyond the bare read: one atomic `Increment` write of the "
+        "per-key and per-network rate-limit counters (`RateLimiter.hit_all`), sent in "
+        "parallel with one batch read of four documents (license, order, activation, "
+        "slots), then model validation of each. The key hash -> license id mapping "
+        "(immutable) is memoised per instance and re-checked against the license "
+        "document on every call, so state is still read fresh; a cold key adds one "
+        "query on `key_hash`. The function path adds Flask, JSON and the Ed25519 "
+        "signature of the answer. Why the 1.5x target is missed: with the counters "
+        "enforced before answering (a 429 must be exact), validate needs a write and a "
+        "four-document streamed read; measured alone on this machine, that pair costs "
+        "about 2.5-3x one read, and without the rate-limit write validate runs at about "
+        "2-3x. Meeting 1.5x would need rate limiting off the request path (counting in "
+        "the background and refusing from a per-instance view), which makes limits "
+        "approximate; not done.",
+        "",
+    ]
+    text = "\n".join(report)
+    print(text)
+    if args.write_docs:
+        write_section(DOCS, HEADING, text)
+
+
+def write_section(path: Path, heading: str, text: str) -> None:
+    """Replace (or append) only the section under `heading`; other sections stay."""
+    existing = path.read_text() if path.exists() else "# Performance\n\n"
+    lines = existing.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
+    if start is None:
+        new = existing.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        new = "".join(lines[:start]) + text.rstrip("\n") + "\n\n" + "".join(lines[end:])
+    path.write_text(new.rstrip("\n") + "\n")
+
+
+if __name__ == "__main__":
+    main()
