@@ -68,6 +68,15 @@ def test_every_page_renders_without_errors_and_passes_axe(e2e_stack, session: Se
         assert violations == [], f"{locale}/{name}: {violations}"
 
 
+@pytest.mark.parametrize("name", ["index.html", "success.html", "resend.html", "terms.html"])
+def test_pages_fit_a_phone_screen_without_sideways_scrolling(e2e_stack, session: Session, name):
+    page = session.page
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(e2e_stack.page_url(name, "de"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    screenshot(page, f"de-{name.removesuffix('.html')}-phone")
+
+
 def test_the_product_page_shows_the_published_release(e2e_stack, session: Session):
     page = session.page
     page.goto(e2e_stack.page_url())
