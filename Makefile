@@ -119,7 +119,7 @@ stripe-setup: $(PY_STAMP) ## create/update the Stripe product + one-time price (
 	@$(PY) -m emulators.stripe_setup
 
 # Infrastructure: deploy bundle and offline Terraform checks (docs/infrastructure.md).
-.PHONY: bundle tf-check checkov
+.PHONY: bundle tf-check checkov smoke
 
 bundle: $(PY_STAMP) ## build build/functions-source.zip (reproducible; Terraform deploys it)
 	$(PY) infra/bundle.py
@@ -127,6 +127,9 @@ bundle: $(PY_STAMP) ## build build/functions-source.zip (reproducible; Terraform
 tf-check: $(PY_STAMP) ## offline Terraform checks: fmt, invariants, bundle tests, then checkov
 	$(VENV)/bin/pytest -W error -q tests/infra
 	infra/checkov.sh
+
+smoke: $(PY_STAMP) ## smoke-test a shop: BASE_URL=https://shop... (or the running `make dev` stack without it)
+	$(PY) infra/smoke.py $(if $(BASE_URL),--base-url $(BASE_URL),--local) $(SMOKE_ARGS)
 
 checkov: ## checkov on infra/terraform (installs into .venv-checkov on first run, ~60 s)
 	infra/checkov.sh
