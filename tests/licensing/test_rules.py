@@ -1,0 +1,42 @@
+"""Pure license rules: which state wins when order and license disagree."""
+
+from __future__ import annotations
+
+import pytest
+
+from commerce.domain.models import LicenseStatus
+from commerce.domain.orders import OrderState
+from commerce.licensing.models import StatusCode
+from commerce.licensing.rules import standing
+from tests.support import factories
+
+KEYS = factories.key_service()
+
+
+@pytest.mark.parametrize(
+    ("order_state", "license_status", "expected"),
+    [
+        (OrderState.FULFILLED, LicenseStatus.ACTIVE, StatusCode.VALID),
+        (OrderState.REFUNDED, LicenseStatus.REVOKED, StatusCode.REFUNDED),  # the order speaks
+        (OrderState.REFUNDED, LicenseStatus.ACTIVE, StatusCode.REFUNDED),
+        (OrderState.DISPUTED, LicenseStatus.ACTIVE, StatusCode.DISPUTED),
+        (OrderState.FULFILLED, LicenseStatus.SUSPENDED, StatusCode.DISPUTED),
+        (OrderState.REVOKED, LicenseStatus.REVOKED, StatusCode.REVOKED),  # lost dispute
+        (OrderState.FULFILLED, LicenseStatus.REVOKED, StatusCode.REVOKED),  # support
+        (OrderState.PAID, LicenseStatus.ACTIVE, StatusCode.REVOKED),  # not (yet) entitled
+    ],
+)
+def test_standing_of_order_and_license(
+    order_state: OrderState, license_status: LicenseStatus, expected: StatusCode
+) -> None:
+    order = factories.make_order(state=order_state)
+    license_, _ = factories.make_license(KEYS, order, status=license_status)
+
+    assert standing(license_, order) is expected
+
+
+def test_a_license_without_its_order_is_not_found() -> None:
+    order = factories.make_order(state=OrderState.FULFILLED)
+    license_, _ = factories.make_license(KEYS, order)
+
+    assert standing(license_, None) is StatusCode.NOT_FOUND
