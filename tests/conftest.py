@@ -73,9 +73,13 @@ def tasks_emulator(emulator_log_dir: Path) -> Iterator[emu.TasksEmulator]:
 
 
 @pytest.fixture
-def firestore_db(firestore_emulator: str) -> Iterator[firestore.Client]:
+def firestore_db(
+    firestore_emulator: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[firestore.Client]:
     from google.cloud import firestore
 
+    # The variable may have been pointed elsewhere by another session fixture.
+    monkeypatch.setenv(emu.FIRESTORE_ENV, firestore_emulator)
     emu.reset_firestore(firestore_emulator, emu.TEST_PROJECT)
     client = firestore.Client(project=emu.TEST_PROJECT)
     yield client
@@ -83,11 +87,16 @@ def firestore_db(firestore_emulator: str) -> Iterator[firestore.Client]:
 
 
 @pytest.fixture
-def storage_client(storage_emulator: str) -> Iterator[storage.Client]:
+def storage_client(
+    storage_emulator: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[storage.Client]:
     from google.cloud import storage
 
+    monkeypatch.setenv(emu.STORAGE_ENV, storage_emulator)
     client = storage.Client(project=emu.TEST_PROJECT)
     bucket = client.bucket(emu.TEST_BUCKET)
+    if not bucket.exists():  # an emulator we did not start
+        client.create_bucket(emu.TEST_BUCKET)
     for blob in client.list_blobs(emu.TEST_BUCKET):
         bucket.delete_blob(blob.name)
     yield client
@@ -95,7 +104,10 @@ def storage_client(storage_emulator: str) -> Iterator[storage.Client]:
 
 
 @pytest.fixture
-def tasks_client(tasks_emulator: emu.TasksEmulator) -> Iterator[tasks_v2.CloudTasksClient]:
+def tasks_client(
+    tasks_emulator: emu.TasksEmulator, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tasks_v2.CloudTasksClient]:
+    monkeypatch.setenv(emu.TASKS_ENV, tasks_emulator.host)
     client = tasks_emulator.client()
     yield client
     client.transport.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import urllib.request
 from pathlib import Path
 
@@ -19,6 +20,20 @@ def test_firestore_db_fixture_talks_to_the_emulator(firestore_db, firestore_emul
     assert firestore_db.collection("probes").document("one").get().to_dict() == {"answer": 42}
     with urllib.request.urlopen(f"http://{firestore_emulator}/", timeout=5) as response:
         assert response.read().decode().strip() == "Ok"  # Google's emulator, not a fake
+
+
+@pytest.fixture
+def variable_pointed_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a session fixture with its own stack (the end-to-end tests) does."""
+    monkeypatch.setenv(emu.FIRESTORE_ENV, f"127.0.0.1:{stack.free_port()}")
+
+
+def test_firestore_db_uses_the_session_emulator_even_after_the_variable_changed(
+    variable_pointed_elsewhere, firestore_db, firestore_emulator
+):
+    assert os.environ[emu.FIRESTORE_ENV] == firestore_emulator
+    firestore_db.collection("probes").document("one").set({"answer": 42})
+    assert firestore_db.collection("probes").document("one").get().exists
 
 
 def test_reset_removes_every_document(firestore_db, firestore_emulator):

@@ -32,6 +32,12 @@ FIRESTORE_ENV = "FIRESTORE_EMULATOR_HOST"  # host:port
 STORAGE_ENV = "STORAGE_EMULATOR_HOST"  # http://host:port
 TASKS_ENV = "TASKS_EMULATOR_HOST"  # host:port
 
+# What the environment said before any test ran. Deciding "use the running emulator"
+# from this snapshot, not from os.environ later, keeps a fixture that points the
+# variables elsewhere during the session (e.g. the end-to-end stack) from redirecting
+# these emulators.
+PRESET = {name: os.environ.get(name, "") for name in (FIRESTORE_ENV, STORAGE_ENV, TASKS_ENV)}
+
 
 @contextlib.contextmanager
 def _emulator(
@@ -40,18 +46,21 @@ def _emulator(
     value_for: Callable[[int], str],
     log_dir: Path,
 ) -> Iterator[str]:
-    existing = os.environ.get(env_name)
-    if existing:
-        yield existing
+    if PRESET[env_name]:
+        yield PRESET[env_name]
         return
     port = stack.free_port()
     (service,) = stack.start_and_wait([make_spec(port)], log_dir)
     value = value_for(port)
+    previous = os.environ.get(env_name)
     os.environ[env_name] = value
     try:
         yield value
     finally:
-        os.environ.pop(env_name, None)
+        if previous is None:
+            os.environ.pop(env_name, None)
+        else:
+            os.environ[env_name] = previous
         stack.stop_service(service)
 
 
