@@ -4,7 +4,7 @@
   "use strict";
 
   var SESSION_ID = /^cs_[A-Za-z0-9_]{8,250}$/;
-  var REF = /^[A-Za-z0-9_-]{1,64}$/;
+  var REF = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;  // as the checkout function accepts
   var params = new URLSearchParams(window.location.search);
 
   function say(form, text) {
