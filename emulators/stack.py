@@ -713,7 +713,13 @@ def run_setup_steps(info: StackInfo) -> dict[str, str]:
         step_info = StackInfo(
             info.root, info.project, info.urls, {**info.env, **additions}, info.mode
         )
-        additions.update(step(step_info))
+        try:
+            additions.update(step(step_info))
+        except StackError:
+            raise
+        except Exception as exc:
+            name = f"{step.__module__}.{getattr(step, '__qualname__', step)}"
+            raise StackError(f"set-up step {name} failed: {exc!r}") from exc
     return additions
 
 
