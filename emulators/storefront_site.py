@@ -18,10 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from commerce.settings import Settings
 from commerce.storefront.build import (
@@ -53,6 +55,11 @@ def latest_manifest_in_bucket(env: Mapping[str, str]) -> dict[str, Any] | None:
     bucket_name = env.get("ARTIFACTS_BUCKET")
     if not host or not bucket_name:
         return None
+    address = urlsplit(host if "://" in host else f"http://{host}")
+    try:
+        socket.create_connection((address.hostname or "", address.port or 80), timeout=1).close()
+    except OSError:
+        return None  # no storage emulator running (`make site` without `make dev`)
     previous = os.environ.get("STORAGE_EMULATOR_HOST")
     os.environ["STORAGE_EMULATOR_HOST"] = host
     try:
@@ -62,7 +69,7 @@ def latest_manifest_in_bucket(env: Mapping[str, str]) -> dict[str, Any] | None:
 
         client = storage.Client(project=env.get("GCP_PROJECT", "demo-genx"))
         found: list[tuple[tuple[Any, ...], str]] = []
-        for blob in client.list_blobs(bucket_name, prefix="releases/", timeout=5):
+        for blob in client.list_blobs(bucket_name, prefix="releases/", timeout=5, retry=None):
             parts = blob.name.split("/")
             if len(parts) == 3 and parts[2] == MANIFEST_NAME and is_valid_version(parts[1]):
                 found.append((SemVer.parse(parts[1]).sort_key(), blob.name))
