@@ -522,16 +522,17 @@ def tasks_spec(
     max_retries: int = TASKS_MAX_RETRIES,
     root: Path = REPO_ROOT,
 ) -> ServiceSpec:
-    tool = _venv_tool(root, ".venv-tasks", "gcloud-tasks-emulator", "make venv")
+    _venv_tool(root, ".venv-tasks", "gcloud-tasks-emulator", "make venv")  # installed?
+    python = str(root / ".venv-tasks" / "bin" / "python")
+    launcher = str(root / "emulators" / "tasks_loopback.py")  # binds 127.0.0.1 only
     queue_path = tasks_queue_path(project, location, queue)
     return ServiceSpec(
         name="tasks",
-        argv=[tool, "start", "-p", str(port), "-r", str(max_retries), "-d", queue_path],
+        argv=[python, launcher, "start", "-p", str(port), "-r", str(max_retries), "-d", queue_path],
         url=f"{HOST}:{port} (gRPC)",
         probe=tcp_probe(port),
         env={**os.environ, "PYTHONWARNINGS": "ignore::FutureWarning"},
         cwd=root,
-        note="binds all interfaces (no host option)",
     )
 
 
