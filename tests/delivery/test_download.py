@@ -245,6 +245,19 @@ def test_latest_non_yanked_release_of_the_grant_channel_is_served(
     assert redeem(container.download_service, bought.token).release.version == "1.0.0"
 
 
+def test_a_link_serves_only_releases_of_the_major_versions_the_license_covers(
+    container: Container, release: Release, bought: Bought, tmp_path
+) -> None:
+    container.publisher.publish(artifact_files(tmp_path / "two", "2.0.0"), "2.0.0")
+    assert bought.purchase.license is not None
+    assert bought.purchase.license.entitled_major_versions == (1,)
+    assert redeem(container.download_service, bought.token).release.version == "1.0.0"
+
+    container.licenses.update(bought.purchase.license.id, {"entitled_major_versions": [1, 2]})
+
+    assert redeem(container.download_service, bought.token).release.version == "2.0.0"
+
+
 def test_a_tight_network_limit_from_settings_applies(
     container: Container, release: Release, bought: Bought, url_signer_file: str
 ) -> None:

@@ -87,6 +87,13 @@ def test_latest_skips_yanked_releases_and_other_channels() -> None:
     assert latest([], "stable") is None
 
 
+def test_latest_stays_within_the_entitled_major_versions() -> None:
+    releases = [release_record("1.4.0"), release_record("2.0.0"), release_record("2.1.0")]
+    assert latest(releases, "stable").version == "2.1.0"  # type: ignore[union-attr]
+    assert latest(releases, "stable", majors=(1,)).version == "1.4.0"  # type: ignore[union-attr]
+    assert latest(releases, "stable", majors=(3,)) is None
+
+
 def test_manifest_signature_verifies_with_the_public_key_alone_and_a_changed_byte_fails() -> None:
     signer = Signer(EnvSecrets(factories.TEST_SECRETS))
     file = ReleaseFile(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -149,7 +150,7 @@ class DownloadService:
         self.auditor = auditor
         self.artifacts = artifacts
         self.release_cache_seconds = release_cache_seconds
-        self._release_cache: dict[str, tuple[float, Release | None]] = {}
+        self._release_cache: dict[str, tuple[float, tuple[Release, ...]]] = {}
         self._cache_lock = threading.Lock()
 
     # -- public ---------------------------------------------------------------------
@@ -169,17 +170,17 @@ class DownloadService:
         assert outcome.release
         return Listing(outcome.release, outcome.grant)
 
-    def latest_release(self, channel: str) -> Release | None:
-        """Releases change rarely: cached per process for a short time (yanks included)."""
+    def latest_release(self, channel: str, majors: Iterable[int] | None = None) -> Release | None:
+        """The newest release of `channel` within the entitled major versions. Releases
+        change rarely: the channel's list is cached per process for a short time."""
         now = time.monotonic()
         with self._cache_lock:
             cached = self._release_cache.get(channel)
-            if cached is not None and now - cached[0] < self.release_cache_seconds:
-                return cached[1]
-        found = latest(self.releases.in_channel(channel), channel)
-        with self._cache_lock:
-            self._release_cache[channel] = (now, found)
-        return found
+        if cached is None or now - cached[0] >= self.release_cache_seconds:
+            cached = (now, tuple(self.releases.in_channel(channel)))
+            with self._cache_lock:
+                self._release_cache[channel] = cached
+        return latest(cached[1], channel, majors)
 
     # -- the transaction --------------------------------------------------------------
     def _windows(self, network: str, token_hash: str | None) -> list[RateWindow]:
@@ -266,7 +267,8 @@ class DownloadService:
         try:
             grant.check_redeemable(now)
             check_entitlement(order, license_)
-            release = self.latest_release(grant.channel)
+            assert license_ is not None  # check_entitlement refused a missing license
+            release = self.latest_release(grant.channel, license_.entitled_major_versions)
             if release is None:
                 raise ReleaseUnavailable()
             file = None

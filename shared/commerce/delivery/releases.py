@@ -138,9 +138,17 @@ def signature_object_name(version: str) -> str:
     return object_name(version, SIGNATURE_NAME)
 
 
-def latest(releases: Iterable[Release], channel: str) -> Release | None:
-    """The newest non-yanked release of a channel (by semantic version)."""
-    candidates = [r for r in releases if r.channel == channel and not r.yanked]
+def latest(
+    releases: Iterable[Release], channel: str, majors: Iterable[int] | None = None
+) -> Release | None:
+    """The newest non-yanked release of a channel (by semantic version), limited to the
+    major versions a license is entitled to when `majors` is given."""
+    allowed = None if majors is None else set(majors)
+    candidates = [
+        r
+        for r in releases
+        if r.channel == channel and not r.yanked and (allowed is None or r.semver.major in allowed)
+    ]
     if not candidates:
         return None
     return max(candidates, key=lambda r: r.semver.sort_key())
