@@ -10,9 +10,11 @@ import typer
 
 from commerce.delivery.cli import emails_app, release_app
 from commerce.licensing.cli import license_app
+from commerce.purchase.cli import reconcile
 
 app = typer.Typer(help="GENX commerce operator tools.", no_args_is_help=True)
 
 app.add_typer(release_app, name="release")
 app.add_typer(emails_app, name="emails")
 app.add_typer(license_app, name="license")
+app.command("reconcile")(reconcile)

@@ -116,6 +116,22 @@ def container(
     return built
 
 
+@pytest.fixture
+def other_instance(
+    container: Container,
+    secret_values: dict[str, str],
+    clock: FixedClock,
+    email_queue: RecordingQueue,
+    stub_sessions: StubSessions,
+) -> Container:
+    """A second function instance on the same database (its own in-process locks)."""
+    built = Container(container.settings, clock=clock, secrets=EnvSecrets(secret_values))
+    built.db = container.db  # type: ignore[misc]
+    built.email_queue = email_queue  # type: ignore[misc,assignment]
+    built.stripe_gateway = stub_sessions  # type: ignore[misc,assignment]
+    return built
+
+
 Deliver = Callable[..., DeliveryResult]
 
 

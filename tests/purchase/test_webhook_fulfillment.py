@@ -85,22 +85,26 @@ def test_duplicate_delivery_issues_one_license(container, deliver, email_queue):
     assert len(email_queue.job_ids) == 1
 
 
-def test_the_same_event_from_eight_threads_issues_one_license(container, email_queue):
+def test_the_same_event_from_eight_threads_issues_one_license(
+    container, other_instance, email_queue
+):
     evt = paid()
     session_id = evt["data"]["object"]["id"]
     barrier = threading.Barrier(8)
     outcomes: list[Outcome] = []
     errors: list[BaseException] = []
 
-    def deliver_once() -> None:
+    def deliver_once(instance: Any) -> None:
         try:
             barrier.wait()
-            result, _ = deliver_until_accepted(container, evt)
+            result, _ = deliver_until_accepted(instance, evt)
             outcomes.append(result.outcome)
         except BaseException as exc:  # reported below, not lost in the thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=deliver_once) for _ in range(8)]
+    # Two instances x four threads: in-instance turns and cross-instance transactions.
+    instances = [container, other_instance] * 4
+    threads = [threading.Thread(target=deliver_once, args=(i,)) for i in instances]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -114,18 +118,22 @@ def test_the_same_event_from_eight_threads_issues_one_license(container, email_q
     assert email_queue.job_ids == [fulfillment_job_id(session_id)]
 
 
-def test_completed_and_async_succeeded_racing_issue_one_license(container, email_queue):
+def test_completed_and_async_succeeded_racing_issue_one_license(
+    container, other_instance, email_queue
+):
     session = se.checkout_session()
     completed = se.event("checkout.session.completed", session)
     succeeded = se.event("checkout.session.async_payment_succeeded", session)
     barrier = threading.Barrier(2)
     outcomes: list[Outcome] = []
 
-    def deliver_once(evt: dict[str, Any]) -> None:
+    def deliver_once(instance: Any, evt: dict[str, Any]) -> None:
         barrier.wait()
-        outcomes.append(deliver_until_accepted(container, evt)[0].outcome)
+        outcomes.append(deliver_until_accepted(instance, evt)[0].outcome)
 
-    threads = [threading.Thread(target=deliver_once, args=(e,)) for e in (completed, succeeded)]
+    # Different instances, so Firestore's transaction (not an in-process lock) decides.
+    pairs = ((container, completed), (other_instance, succeeded))
+    threads = [threading.Thread(target=deliver_once, args=pair) for pair in pairs]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -14,6 +14,8 @@ e-mail worker re-derives them from the stored ids.
 
 from __future__ import annotations
 
+import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,6 +54,9 @@ if TYPE_CHECKING:
     from commerce.settings import Settings
 
 LEDGER_RETENTION = timedelta(days=90)
+SESSION_LOCK_STRIPES = 64
+
+
 DEFAULT_CHANNEL = "stable"
 _log = get_logger("commerce.purchase.fulfillment")
 
@@ -110,6 +115,14 @@ class Fulfillment:
         self.webhook_events = webhook_events
         self.email_jobs = email_jobs
         self._email_queue = email_queue
+        self._session_locks = tuple(threading.Lock() for _ in range(SESSION_LOCK_STRIPES))
+
+    def _session_lock(self, session_id: str) -> threading.Lock:
+        """Deliveries for one session inside one instance take turns instead of contending
+        in Firestore (Stripe often sends `completed` with a retry or with
+        `async_payment_succeeded`). Correctness does not depend on it: across instances
+        the transaction decides, and the loser re-reads and changes nothing."""
+        return self._session_locks[zlib.crc32(session_id.encode()) % SESSION_LOCK_STRIPES]
 
     # -- plumbing --------------------------------------------------------------------
     def already_recorded(self, ledger_id: str) -> bool:
@@ -201,7 +214,8 @@ class Fulfillment:
                 return Change(Outcome.ALREADY_FULFILLED, session_id)
             return self._issue(tx, now, session, order, customer, customer_id, event_id)
 
-        change = self._apply(ledger_id, event_type, decide)
+        with self._session_lock(session_id):
+            change = self._apply(ledger_id, event_type, decide)
         _log.info(
             "fulfillment %s",
             change.outcome.value,
@@ -503,7 +517,7 @@ class Fulfillment:
                 product_id=self.settings.product_id,
             )
             self.orders.put(base.model_copy(update={**common, "state": new_state}), tx)
-            self._revoke_license(tx, now, session_id, license_, "refunded", ledger_id)
+            self._revoke_license(tx, now, session_id, license_, "refund", ledger_id)
             active_grants = [g.token_hash for g in grants if not g.revoked]
             self._revoke_grants(tx, active_grants)
             self.auditor.record(

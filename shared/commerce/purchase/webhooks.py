@@ -65,10 +65,25 @@ class WebhookService:
         event = verify_event(payload, signature_header, secret)
         event_id: str = event["id"]
         event_type = str(event.get("type", ""))
-        if self.fulfillment.already_recorded(event_id):
-            change = Change(Outcome.DUPLICATE)
-        else:
-            change = self._dispatch(event_id, event_type, _data_object(event))
+        try:
+            if self.fulfillment.already_recorded(event_id):
+                change = Change(Outcome.DUPLICATE)
+            else:
+                change = self._dispatch(event_id, event_type, _data_object(event))
+        except Exception as exc:
+            # Stripe will retry; the alert on `webhook.failed` tells a person if it persists.
+            _log.error(
+                "stripe event %s not applied",
+                event_type,
+                extra={
+                    "event": "webhook.failed",
+                    "stripe_event_id": event_id,
+                    "stripe_event_type": event_type,
+                    "error_type": type(exc).__name__,
+                    "code": getattr(exc, "code", None),
+                },
+            )
+            raise
         _log.info(
             "stripe event %s: %s",
             event_type,
