@@ -8,7 +8,7 @@ signature check, real transaction). A 503 (contention outlasting the transaction
 attempts) is re-sent like Stripe would and counted. Baseline in the same run: one bare
 transaction creating as many documents as one fulfillment writes, same concurrency.
 
-    .venv/bin/python bench/webhook_bench.py [--sessions 500] [--no-docs]
+    .venv/bin/python -m bench.webhook_bench [--sessions 500] [--no-docs]
 
 Writes the table under `## Webhook fulfillment` in docs/performance.md. Uses a running
 emulator when FIRESTORE_EMULATOR_HOST is set, otherwise starts one on a free port.

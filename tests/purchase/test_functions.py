@@ -464,3 +464,18 @@ def test_stripe_setup_is_idempotent_and_replaces_the_price_when_the_amount_chang
     assert stripe_client.v1.prices.retrieve(first.price_id).active is False
     current = stripe_client.v1.prices.list({"lookup_keys": ["genx_standard"]}).data
     assert [price.id for price in current] == [changed.price_id]
+
+
+def test_the_reconcile_command_prints_what_it_repaired(container, double):
+    from typer.testing import CliRunner
+
+    from commerce.cli import app
+
+    paid_id = start_checkout(email="missed@example.com")["id"]
+    double.control(f"sessions/{paid_id}/pay", outcome="paid")
+
+    result = CliRunner().invoke(app, ["reconcile", "--json", "--days", "1"])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["repaired_sessions"] == [paid_id]
+    assert order_of(container, paid_id).state is OrderState.FULFILLED
