@@ -135,6 +135,15 @@ checkov: ## checkov on infra/terraform (installs into .venv-checkov on first run
 	infra/checkov.sh
 
 
+# Benchmarks (docs/performance.md): ratios against a baseline measured in the same run.
+.PHONY: bench
+
+bench: venv ## run every benchmark and write the results into docs/performance.md
+	$(PY) -m bench.webhook_bench
+	$(PY) -m bench.download_bench --write-docs
+	$(PY) -m bench.license_bench --write-docs
+	$(PY) -m bench.coldstart_bench --write-docs
+
 # -------------------------------------------------------------------------- clean
 
 clean: ## remove caches, build output and .local (local secrets, logs); stops the stack first
