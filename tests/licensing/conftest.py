@@ -50,9 +50,16 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+# Containers built during a test; the `container` fixture closes their license services
+# (which writes their rate-limit hits and stops the counter thread) before the test's
+# Firestore client is closed.
+_BUILT: list[Container] = []
+
+
 def build_container(settings: Settings, clock: FixedClock, db: Any) -> Container:
     built = Container(settings, clock=clock, secrets=EnvSecrets(dict(factories.TEST_SECRETS)))
     built.__dict__["db"] = db
+    _BUILT.append(built)
     return built
 
 
@@ -70,8 +77,10 @@ def settings() -> Settings:
 def container(settings: Settings, clock: FixedClock, firestore_db: Any) -> Iterator[Container]:
     built = build_container(settings, clock, firestore_db)
     yield built
-    if "license_service" in built.__dict__:
-        built.license_service.close()
+    while _BUILT:
+        done = _BUILT.pop()
+        if "license_service" in done.__dict__:
+            done.license_service.close()
 
 
 @pytest.fixture

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -139,6 +140,19 @@ class LicenseStateStore:
             if found is None:
                 return None
             order_id = found.order_id
+        state, _ = self._read_batch(license_id, order_id, activation_id, (), tx)
+        return state
+
+    def _read_batch(
+        self,
+        license_id: str,
+        order_id: str,
+        activation_id: str | None,
+        extra: Sequence[firestore.DocumentReference],
+        tx: Transaction | None = None,
+    ) -> tuple[LicenseState | None, list[dict[str, Any] | None]]:
+        """The license state and the data of `extra` documents (None: missing), all in
+        ONE batch get."""
         refs = {
             "license": self.licenses.ref(license_id),
             "order": self.orders.ref(order_id),
@@ -147,12 +161,19 @@ class LicenseStateStore:
         if activation_id is not None:
             refs["activation"] = self.activations.ref(activation_id)
         by_path = {ref.path: name for name, ref in refs.items()}
-        data: dict[str, tuple[str, dict[str, object]]] = {}
-        for snap in self.db.get_all(list(refs.values()), transaction=tx):
-            if snap.exists:
-                data[by_path[snap.reference.path]] = (snap.id, snap.to_dict() or {})
+        extra_paths = {ref.path: index for index, ref in enumerate(extra)}
+        extras: list[dict[str, Any] | None] = [None] * len(extra)
+        data: dict[str, tuple[str, dict[str, Any]]] = {}
+        for snap in self.db.get_all([*refs.values(), *extra], transaction=tx):
+            if not snap.exists:
+                continue
+            path = snap.reference.path
+            if path in extra_paths:
+                extras[extra_paths[path]] = snap.to_dict() or {}
+            else:
+                data[by_path[path]] = (snap.id, snap.to_dict() or {})
         if "license" not in data:
-            return None
+            return None, extras
         license_ = self.licenses.from_document(*data["license"])
         order = self.orders.from_document(*data["order"]) if "order" in data else None
         activation = (
@@ -161,7 +182,7 @@ class LicenseStateStore:
         slots = self.slots.from_document(*data["slots"]) if "slots" in data else None
         if activation is not None and activation.license_id != license_.id:
             activation = None
-        return LicenseState(license_, order, activation, slots)
+        return LicenseState(license_, order, activation, slots), extras
 
     def read_by_key(self, key_hash: str, activation_id_for: ActivationIdFor) -> LicenseState | None:
         """The state of the license whose key hashes to `key_hash`, or None (not found)."""
@@ -181,3 +202,37 @@ class LicenseStateStore:
             if state is None or state.license.key_hash != key_hash:
                 return None
         return state
+
+    def read_by_key_with(
+        self,
+        key_hash: str,
+        activation_id_for: ActivationIdFor,
+        extra: Sequence[firestore.DocumentReference],
+    ) -> tuple[LicenseState | None, list[dict[str, Any] | None]]:
+        """`read_by_key` plus the data of `extra` documents (rate-limit counters) read in
+        the same batch get (None: missing); a remembered key costs ONE round trip."""
+        identity = self.identify(key_hash)
+        if identity is None:
+            return None, self.read_documents(extra)
+        state, extras = self._read_batch(*identity, activation_id_for(identity[0]), extra)
+        if state is None or state.license.key_hash != key_hash:
+            # Re-issued (or deleted) since we remembered it: ask storage again.
+            self.forget(key_hash)
+            identity = self.identify(key_hash)
+            if identity is None:
+                return None, extras
+            state, extras = self._read_batch(*identity, activation_id_for(identity[0]), extra)
+            if state is None or state.license.key_hash != key_hash:
+                return None, extras
+        return state, extras
+
+    def read_documents(
+        self, refs: Sequence[firestore.DocumentReference]
+    ) -> list[dict[str, Any] | None]:
+        """The data of each document (None: missing), in one batch get."""
+        found = {
+            snap.reference.path: snap.to_dict() or {}
+            for snap in self.db.get_all(list(refs))
+            if snap.exists
+        }
+        return [found.get(ref.path) for ref in refs]

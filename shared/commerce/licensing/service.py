@@ -6,9 +6,12 @@ NOT_FOUND and nothing else; a typo is INVALID_KEY before any lookup. Rate limits
 count per key hash and per client network on every call and per license on
 activations; refusals and every change of an activation are audited.
 
-Cost of a validation: the rate-limit counters are one atomic write that runs in
-parallel with one batch read (license, order, activation, slots), so a warm instance
-answers in about one storage round trip.
+Cost of a validation: ONE batch read (license, order, activation, slots and the two
+rate-limit counter documents); the hit itself is counted in memory and written by a
+background thread (`commerce.ratelimit.DeferredCounter`, which says exactly how
+approximate that makes the per-key and per-network limits). The other operations
+count the same way, so every operation sees the same counts; the per-license
+activation limit stays exact (counted with a write before the activation).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +44,7 @@ from commerce.licensing.models import (
 from commerce.licensing.rules import choose_update, standing
 from commerce.licensing.verifier import CertificateState, load_public_key, verify_certificate
 from commerce.logs import get_logger
+from commerce.ratelimit import DeferredCounter
 from commerce.repositories import run_transaction
 
 if TYPE_CHECKING:
@@ -52,7 +56,7 @@ if TYPE_CHECKING:
     from commerce.licensing.repository import LicenseState, LicenseStateStore
     from commerce.ratelimit import RateLimiter
     from commerce.repositories import DownloadTokenRepository, Transaction
-    from commerce.repositories.rate_limits import RateDecision
+    from commerce.repositories.rate_limits import RateDecision, RateWindow
     from commerce.settings import Settings
     from commerce.signing import Signer
 
@@ -60,6 +64,7 @@ T = TypeVar("T")
 _log = get_logger("commerce.licensing")
 TOUCH_INTERVAL = timedelta(hours=12)  # last_seen_at is refreshed at most this often
 ACTIVATION_WINDOW_SECONDS = 3600
+COUNTER_FLUSH_SECONDS = 0.25  # validate's rate-limit hits are written at most this late
 
 
 class ReleaseSource(Protocol):
@@ -131,6 +136,9 @@ class LicenseService:
             refresh_after=timedelta(days=settings.license_certificate_refresh_days),
             grace=timedelta(days=settings.license_certificate_grace_days),
         )
+        self.counter = DeferredCounter(
+            rate_limiter.repository, clock, flush_seconds=COUNTER_FLUSH_SECONDS
+        )
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -140,12 +148,16 @@ class LicenseService:
         if key_hash is None:
             return self._invalid_key("validate", network)
         fp_hash = fingerprint_hash(request.fingerprint) if request.fingerprint else None
-        state = self._limited(
-            self._key_limits(f"key:{key_hash}", network),
-            lambda: self.store.read_by_key(key_hash, _activation_for(fp_hash)),
-            network=network,
-            key_hash=key_hash,
+        # The hot path: the hit is counted in memory and written in the background; the
+        # counters are read in the same batch as the license (see DeferredCounter for
+        # exactly how approximate that is). The license and order are still read live.
+        limits = self._key_limits(f"key:{key_hash}", network)
+        windows = self._windows(limits)
+        own_hits = self.counter.hit(windows)
+        state, counters = self.store.read_by_key_with(
+            key_hash, _activation_for(fp_hash), [window.ref for window in windows]
         )
+        self._check_counted(limits, windows, own_hits, counters, network, key_hash=key_hash)
         if state is None:
             return self._refused("validate", StatusCode.NOT_FOUND, network, key_hash=key_hash)
         verdict = standing(state.license, state.order)
@@ -550,10 +562,11 @@ class LicenseService:
 
     def _invalid_key(self, operation: str, network: str) -> Answer:
         """A typo costs no lookup, but still counts against the client's network."""
-        self._enforce(
-            [(f"license:net:{network}", self.settings.license_rate_limit_per_network)],
-            network=network,
-        )
+        limits = [(f"license:net:{network}", self.settings.license_rate_limit_per_network)]
+        windows = self._windows(limits)
+        own_hits = self.counter.hit(windows)
+        counters = self.store.read_documents([window.ref for window in windows])
+        self._check_counted(limits, windows, own_hits, counters, network)
         return self._refused(operation, StatusCode.INVALID_KEY, network)
 
     def _key_limits(self, credential_bucket: str, network: str) -> list[tuple[str, int]]:
@@ -578,15 +591,47 @@ class LicenseService:
         key_hash: str | None = None,
         license_id: str | None = None,
     ) -> T:
-        """Count the rate limits while `read` (read-only work) runs; raise RateLimited
-        if any bucket is over its limit, whatever `read` found."""
-        counted = self.pool.submit(self.rate_limiter.hit_all, limits)
+        """Count the rate limits (in the background, like validate, so every operation
+        sees the same counts) and read their counters while `read` (read-only work)
+        runs; raise RateLimited if any bucket is over its limit, whatever `read` found."""
+        windows = self._windows(limits)
+        own_hits = self.counter.hit(windows)
+        counted = self.pool.submit(self.store.read_documents, [w.ref for w in windows])
         try:
             result = read()
         finally:
-            decisions = counted.result()
-        self._check(limits, decisions, network=network, key_hash=key_hash, license_id=license_id)
+            counters = counted.result()
+        self._check_counted(
+            limits, windows, own_hits, counters, network, key_hash=key_hash, license_id=license_id
+        )
         return result
+
+    def _windows(self, limits: Sequence[tuple[str, int]]) -> list[RateWindow]:
+        return [self.rate_limiter.window(bucket, limit) for bucket, limit in limits]
+
+    def _check_counted(
+        self,
+        limits: Sequence[tuple[str, int]],
+        windows: Sequence[RateWindow],
+        own_hits: Sequence[int],
+        counters: Sequence[Mapping[str, Any] | None],
+        network: str,
+        *,
+        key_hash: str | None = None,
+        license_id: str | None = None,
+    ) -> None:
+        decisions = self.counter.decide(windows, own_hits, counters)
+        self._check(
+            limits,
+            decisions,
+            network=network,
+            key_hash=key_hash,
+            license_id=license_id,
+            first_refusals=[
+                not decision.allowed and self.counter.first_refusal(window)
+                for window, decision in zip(windows, decisions, strict=True)
+            ],
+        )
 
     def _enforce(
         self,
@@ -607,18 +652,24 @@ class LicenseService:
         network: str,
         key_hash: str | None = None,
         license_id: str | None = None,
+        first_refusals: Sequence[bool] | None = None,
     ) -> None:
+        if first_refusals is None:  # exact counts: the first refusal counted limit + 1
+            first_refusals = [
+                d.count == limit + 1 for (_, limit), d in zip(limits, decisions, strict=True)
+            ]
         refused = [
-            (bucket, limit, decision)
-            for (bucket, limit), decision in zip(limits, decisions, strict=True)
+            (bucket, first, decision)
+            for (bucket, _), decision, first in zip(limits, decisions, first_refusals, strict=True)
             if not decision.allowed
         ]
         if not refused:
             return
-        # Audited once per bucket and window (the first refusal), so a flood cannot
-        # turn the audit log into a write amplifier; every refusal is still logged.
-        for bucket, limit, decision in refused:
-            if decision.count == limit + 1:
+        # Audited once per bucket and window (the first refusal; per instance when counted
+        # in the background), so a flood cannot turn the audit log into a write
+        # amplifier; every refusal is still logged.
+        for bucket, first, _decision in refused:
+            if first:
                 self.auditor.record(
                     "license.refused",
                     license_id=license_id,
@@ -666,6 +717,7 @@ class LicenseService:
         return Answer(status, fields or {})
 
     def close(self) -> None:
+        self.counter.close()
         with self._pool_lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=False)

@@ -96,3 +96,23 @@ class RateLimitRepository:
             )
         results = batch.commit()
         return [int(result.transform_results[0].integer_value) for result in results]
+
+    def add_hits(self, hits: Sequence[tuple[RateWindow, int]], *, counter_id: str) -> None:
+        """Add `n` hits to each window with ONE batched write (no read, no transaction),
+        also under `by_counter.<counter_id>`, so a reader of the document can tell the
+        hits one counter already committed from everybody else's (see
+        `commerce.ratelimit.DeferredCounter`). `count` stays the total of all hits."""
+        if not hits:
+            return
+        batch = self.db.batch()
+        for window, n in hits:
+            batch.set(
+                window.ref,
+                {
+                    "count": firestore.Increment(n),
+                    "by_counter": {counter_id: firestore.Increment(n)},
+                    "expires_at": window.expires_at,
+                },
+                merge=True,
+            )
+        batch.commit()

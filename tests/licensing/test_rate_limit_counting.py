@@ -1,0 +1,102 @@
+"""How the license API counts rate limits off the request path (`DeferredCounter`),
+against Google's Firestore emulator: an instance counts its own hits exactly, written
+or not and never twice; another instance's hits count once that instance has written
+them (the documented approximation); a flood is audited once."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from commerce.bootstrap import Container
+from commerce.clock import FixedClock
+from commerce.errors import RateLimited
+from commerce.licensing.models import StatusCode
+from tests.licensing.conftest import Bought, Plugin, build_container, make_settings
+
+pytestmark = pytest.mark.emulators
+
+NEVER = 3600.0  # seconds: the background thread does not write during the test
+
+
+def instance(firestore_db: Any, clock: FixedClock, **limits: int) -> tuple[Container, Plugin]:
+    """One function instance: its own container, service and counter."""
+    built = build_container(make_settings(**limits), clock, firestore_db)
+    built.license_service.counter.flush_seconds = NEVER
+    return built, Plugin(built.license_service)
+
+
+def stored_count(container: Container, key: str, limit: int) -> int:
+    bucket = f"license:key:{container.keys.hash_key(key)}"
+    snapshot = container.rate_limiter.window(bucket, limit).ref.get()
+    return int((snapshot.to_dict() or {}).get("count", 0)) if snapshot.exists else 0
+
+
+def test_an_instance_counts_its_own_hits_exactly_written_or_not(
+    bought: Bought, firestore_db: Any, clock: FixedClock
+) -> None:
+    built, plugin = instance(firestore_db, clock, license_rate_limit_per_key=3)
+    counter = plugin.service.counter
+
+    assert plugin.validate(bought.key).status is StatusCode.VALID
+    counter.flush()
+    assert plugin.validate(bought.key).status is StatusCode.VALID
+    counter.flush()
+    assert plugin.validate(bought.key).status is StatusCode.VALID  # not written yet
+    with pytest.raises(RateLimited) as refused:
+        plugin.validate(bought.key)
+
+    assert 1 <= refused.value.retry_after_seconds <= 60
+    counter.flush()
+    assert stored_count(built, bought.key, 3) == 4  # every hit written once, refused too
+
+
+def test_another_instances_hits_count_once_it_has_written_them(
+    bought: Bought, firestore_db: Any, clock: FixedClock
+) -> None:
+    _, first = instance(firestore_db, clock, license_rate_limit_per_key=3)
+    _, second = instance(firestore_db, clock, license_rate_limit_per_key=3)
+    assert first.validate(bought.key).status is StatusCode.VALID
+    assert first.validate(bought.key).status is StatusCode.VALID
+
+    # The approximation: hits another instance has not written yet are not seen.
+    assert second.validate(bought.key).status is StatusCode.VALID
+
+    first.service.counter.flush()
+    with pytest.raises(RateLimited):
+        second.validate(bought.key)  # 2 written by the first + 2 of its own > 3
+
+
+def test_a_flood_is_audited_once_per_bucket_and_window_on_an_instance(
+    container: Container, bought: Bought, firestore_db: Any, clock: FixedClock
+) -> None:
+    _, plugin = instance(firestore_db, clock, license_rate_limit_per_key=1)
+    plugin.validate(bought.key)
+    for _ in range(3):
+        with pytest.raises(RateLimited):
+            plugin.validate(bought.key)
+
+    audited = container.audit_log.recent(action="license.refused")
+    assert [e.details.get("status") for e in audited] == ["RATE_LIMITED"]
+
+
+def test_the_background_thread_writes_the_hits(
+    bought: Bought, firestore_db: Any, clock: FixedClock
+) -> None:
+    built, plugin = instance(firestore_db, clock, license_rate_limit_per_key=10)
+    counter = plugin.service.counter
+    counter.flush_seconds = 0.0
+    written = threading.Event()
+    add_hits = counter.repository.add_hits
+
+    def recording(*args: Any, **kwargs: Any) -> None:
+        add_hits(*args, **kwargs)
+        written.set()
+
+    counter.repository.add_hits = recording  # type: ignore[method-assign]
+    plugin.validate(bought.key)
+
+    assert written.wait(timeout=30)  # liveness only: no claim about how soon
+    assert stored_count(built, bought.key, 10) == 1
