@@ -32,7 +32,6 @@ from commerce.domain.tokens import (
 )
 from commerce.errors import CommerceError, Gone, NotFound, RateLimited
 from commerce.logs import get_logger
-from commerce.repositories import run_transaction
 
 if TYPE_CHECKING:
     from commerce.audit import Auditor
@@ -237,7 +236,7 @@ class DownloadService:
                 )
             return outcome
 
-        outcome = run_transaction(self.store.db, work)
+        outcome = self.store.run(work)
         if outcome.error is not None:
             grant = outcome.grant
             _log.info(
