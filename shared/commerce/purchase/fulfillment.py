@@ -15,11 +15,11 @@ e-mail worker re-derives them from the stored ids.
 from __future__ import annotations
 
 import threading
-import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from commerce.clock import Clock
 from commerce.domain.models import (
@@ -38,6 +38,7 @@ from commerce.keys import normalize_email
 from commerce.logs import get_logger
 from commerce.purchase.schemas import Outcome, SessionFacts
 from commerce.repositories import Transaction, run_transaction
+from commerce.repositories.base import Repository, get_together
 
 if TYPE_CHECKING:
     from commerce.audit import Auditor
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
     from commerce.settings import Settings
 
 LEDGER_RETENTION = timedelta(days=90)
-SESSION_LOCK_STRIPES = 64
 
 
 DEFAULT_CHANNEL = "stable"
@@ -115,14 +115,7 @@ class Fulfillment:
         self.webhook_events = webhook_events
         self.email_jobs = email_jobs
         self._email_queue = email_queue
-        self._session_locks = tuple(threading.Lock() for _ in range(SESSION_LOCK_STRIPES))
-
-    def _session_lock(self, session_id: str) -> threading.Lock:
-        """Deliveries for one session inside one instance take turns instead of contending
-        in Firestore (Stripe often sends `completed` with a retry or with
-        `async_payment_succeeded`). Correctness does not depend on it: across instances
-        the transaction decides, and the loser re-reads and changes nothing."""
-        return self._session_locks[zlib.crc32(session_id.encode()) % SESSION_LOCK_STRIPES]
+        self._session_locks = SessionTurns()
 
     # -- plumbing --------------------------------------------------------------------
     def already_recorded(self, ledger_id: str) -> bool:
@@ -133,19 +126,22 @@ class Fulfillment:
         self,
         ledger_id: str,
         event_type: str,
-        decide: Callable[[Transaction, datetime], Change],
+        decide: Callable[[Transaction, datetime, list[Any]], Change],
+        reads: Sequence[tuple[Repository[Any], str]] = (),
     ) -> Change:
         """Run `decide` and write the ledger entry in one transaction (once per ledger id).
 
-        `decide` does all its reads before its writes (Firestore's rule); the ledger is
-        read first and written last.
+        The ledger entry and the documents named in `reads` are read together, in one
+        round trip, before any write (Firestore's rule); `decide` gets them (None when
+        missing) in the order asked. The ledger is written last.
         """
 
         def work(tx: Transaction) -> Change:
-            if self.webhook_events.get(ledger_id, tx) is not None:
+            ledger, *documents = get_together([(self.webhook_events, ledger_id), *reads], tx)
+            if ledger is not None:
                 return Change(Outcome.DUPLICATE)
             now = self.clock.now()
-            change = decide(tx, now)
+            change = decide(tx, now, documents)
             self.webhook_events.create(
                 WebhookEventRecord(
                     id=ledger_id,
@@ -181,7 +177,7 @@ class Fulfillment:
 
     def record_only(self, ledger_id: str, event_type: str, outcome: Outcome) -> Change:
         """Acknowledge an event we do not act on, once."""
-        return self._apply(ledger_id, event_type, lambda tx, now: Change(outcome))
+        return self._apply(ledger_id, event_type, lambda tx, now, documents: Change(outcome))
 
     def is_our_session(self, session: SessionFacts) -> bool:
         return session.product_id == self.settings.product_id
@@ -195,10 +191,17 @@ class Fulfillment:
         license_id = license_id_for(session_id)
         customer_id = self.keys.customer_id_for(session.email) if session.email else None
 
-        def decide(tx: Transaction, now: datetime) -> Change:
-            order = self.orders.get(session_id, tx)
-            existing_license = self.licenses.get(license_id, tx)
-            customer = self.customers.get(customer_id, tx) if customer_id else None
+        reads: list[tuple[Repository[Any], str]] = [
+            (self.orders, session_id),
+            (self.licenses, license_id),
+        ]
+        if customer_id is not None:
+            reads.append((self.customers, customer_id))
+
+        def decide(tx: Transaction, now: datetime, documents: list[Any]) -> Change:
+            order: Order | None = documents[0]
+            existing_license: License | None = documents[1]
+            customer: Customer | None = documents[2] if customer_id is not None else None
             if order is not None and order.state in BLOCKING_STATES:
                 self.auditor.record(
                     "order.fulfillment_blocked",
@@ -212,10 +215,10 @@ class Fulfillment:
                 order is not None and order.state in (OrderState.FULFILLED, OrderState.DISPUTED)
             ):
                 return Change(Outcome.ALREADY_FULFILLED, session_id)
-            return self._issue(tx, now, session, order, customer, customer_id, event_id)
+            return self._issue(tx, now, session, order, customer, customer_id, event_id, license_id)
 
-        with self._session_lock(session_id):
-            change = self._apply(ledger_id, event_type, decide)
+        with self._session_locks.turn(session_id):
+            change = self._apply(ledger_id, event_type, decide, reads)
         _log.info(
             "fulfillment %s",
             change.outcome.value,
@@ -232,9 +235,9 @@ class Fulfillment:
         customer: Customer | None,
         customer_id: str | None,
         event_id: str | None,
+        license_id: str,
     ) -> Change:
         session_id = session.id
-        license_id = license_id_for(session_id)
         state = order.state if order is not None else None
         if state is not OrderState.PAID:
             state = transition(state, OrderState.PAID)
@@ -360,8 +363,8 @@ class Fulfillment:
     ) -> Change:
         """A completed session whose payment is still on its way (e.g. SEPA debit)."""
 
-        def decide(tx: Transaction, now: datetime) -> Change:
-            order = self.orders.get(session.id, tx)
+        def decide(tx: Transaction, now: datetime, documents: list[Any]) -> Change:
+            order: Order | None = documents[0]
             if order is not None:
                 return Change(Outcome.IGNORED, session.id)
             self.orders.create(
@@ -385,15 +388,15 @@ class Fulfillment:
             self.auditor.record("order.pending", tx=tx, order_id=session.id, event_id=event_id)
             return Change(Outcome.PENDING, session.id)
 
-        return self._apply(ledger_id, event_type, decide)
+        return self._apply(ledger_id, event_type, decide, [(self.orders, session.id)])
 
     def mark_failed(
         self, session: SessionFacts, *, ledger_id: str, event_type: str, event_id: str
     ) -> Change:
         """The delayed payment failed: the order can never be fulfilled."""
 
-        def decide(tx: Transaction, now: datetime) -> Change:
-            order = self.orders.get(session.id, tx)
+        def decide(tx: Transaction, now: datetime, documents: list[Any]) -> Change:
+            order: Order | None = documents[0]
             state = order.state if order is not None else None
             if state is None:
                 state = transition(None, OrderState.PENDING)
@@ -427,9 +430,14 @@ class Fulfillment:
             self.auditor.record("order.failed", tx=tx, order_id=session.id, event_id=event_id)
             return Change(Outcome.FAILED, session.id)
 
-        return self._apply(ledger_id, event_type, decide)
+        return self._apply(ledger_id, event_type, decide, [(self.orders, session.id)])
 
     # -- after payment: refunds and disputes -------------------------------------------
+    def _order_and_license(
+        self, session_id: str, license_id: str
+    ) -> list[tuple[Repository[Any], str]]:
+        return [(self.orders, session_id), (self.licenses, license_id)]
+
     def _revoke_license(
         self,
         tx: Transaction,
@@ -476,9 +484,9 @@ class Fulfillment:
         """
         license_id = license_id_for(session_id)
 
-        def decide(tx: Transaction, now: datetime) -> Change:
-            order = self.orders.get(session_id, tx)
-            license_ = self.licenses.get(license_id, tx)
+        def decide(tx: Transaction, now: datetime, documents: list[Any]) -> Change:
+            order: Order | None = documents[0]
+            license_: License | None = documents[1]
             grants = self.download_tokens.by_order(session_id, tx)
             state = order.state if order is not None else None
             common = {
@@ -531,15 +539,17 @@ class Fulfillment:
             )
             return Change(Outcome.REFUNDED, session_id)
 
-        return self._apply(ledger_id, event_type, decide)
+        return self._apply(
+            ledger_id, event_type, decide, self._order_and_license(session_id, license_id)
+        )
 
     def open_dispute(self, session_id: str, *, ledger_id: str, event_type: str) -> Change:
         """A chargeback: the order leaves the entitled states, the license is suspended."""
         license_id = license_id_for(session_id)
 
-        def decide(tx: Transaction, now: datetime) -> Change:
-            order = self.orders.get(session_id, tx)
-            license_ = self.licenses.get(license_id, tx)
+        def decide(tx: Transaction, now: datetime, documents: list[Any]) -> Change:
+            order: Order | None = documents[0]
+            license_: License | None = documents[1]
             if order is None:
                 _log.warning(
                     "dispute for a session without an order",
@@ -572,7 +582,9 @@ class Fulfillment:
             )
             return Change(Outcome.DISPUTED, session_id)
 
-        return self._apply(ledger_id, event_type, decide)
+        return self._apply(
+            ledger_id, event_type, decide, self._order_and_license(session_id, license_id)
+        )
 
     def close_dispute(
         self, session_id: str, *, won: bool, ledger_id: str, event_type: str
@@ -580,9 +592,9 @@ class Fulfillment:
         """Won: back to fulfilled, license active. Lost: revoked, like a refund."""
         license_id = license_id_for(session_id)
 
-        def decide(tx: Transaction, now: datetime) -> Change:
-            order = self.orders.get(session_id, tx)
-            license_ = self.licenses.get(license_id, tx)
+        def decide(tx: Transaction, now: datetime, documents: list[Any]) -> Change:
+            order: Order | None = documents[0]
+            license_: License | None = documents[1]
             grants = [] if won else self.download_tokens.by_order(session_id, tx)
             state = order.state if order is not None else None
             if won:
@@ -638,4 +650,36 @@ class Fulfillment:
             )
             return Change(Outcome.REVOKED, session_id)
 
-        return self._apply(ledger_id, event_type, decide)
+        return self._apply(
+            ledger_id, event_type, decide, self._order_and_license(session_id, license_id)
+        )
+
+
+class SessionTurns:
+    """Deliveries for one session inside one instance take turns instead of contending
+    in Firestore (Stripe often sends `completed` with a retry or with
+    `async_payment_succeeded`). One lock per session in flight, dropped when the last
+    holder leaves, so different sessions never wait for each other (a fixed set of
+    striped locks made about one delivery in ten wait for an unrelated session at
+    concurrency 4). Correctness does not depend on it: across instances the transaction
+    decides, and the loser re-reads and changes nothing."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def turn(self, session_id: str) -> Iterator[None]:
+        with self._guard:
+            lock, holders = self._locks.get(session_id, (threading.Lock(), 0))
+            self._locks[session_id] = (lock, holders + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, holders = self._locks[session_id]
+                if holders == 1:
+                    del self._locks[session_id]
+                else:
+                    self._locks[session_id] = (lock, holders - 1)
