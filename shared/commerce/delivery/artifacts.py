@@ -124,6 +124,28 @@ class ArtifactStore:
         return data
 
     # -- signed URLs ----------------------------------------------------------------
+    def warm_up_signing(self) -> None:
+        """Create the client and load the signing credentials in a background thread.
+
+        A process's first signature otherwise pays for them in line: the storage
+        client, and locally the key file, whose RSA key check alone takes about
+        0.1 s (it runs without the GIL, so it overlaps the redemption's transaction).
+        The signing path takes the same lock, so it waits for this instead of doing
+        the work twice; a failure here is left for the signing path to report.
+        """
+
+        def warm() -> None:
+            try:
+                if self.settings.url_signing_key_file:
+                    self._key_file_credentials()
+                else:
+                    self._default_credentials()
+                self.client  # noqa: B018  # creates the client
+            except Exception:  # reported where the URL is signed
+                return
+
+        threading.Thread(target=warm, name="signing-warm-up", daemon=True).start()
+
     def signed_url(self, object_name: str, *, download_name: str) -> str:
         """A V4 GET URL valid for `signed_url_ttl_seconds`, saving as `download_name`."""
         blob = self.bucket.blob(object_name)

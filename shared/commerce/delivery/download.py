@@ -151,10 +151,14 @@ class DownloadService:
         self.release_cache_seconds = release_cache_seconds
         self._release_cache: dict[str, tuple[float, tuple[Release, ...]]] = {}
         self._cache_lock = threading.Lock()
+        self._signing_warmed = False
 
     # -- public ---------------------------------------------------------------------
     def redeem(self, token: str, platform: str, *, network: str, user_agent: str) -> Redirect:
         """Count one redemption and answer a signed URL for `platform`'s file."""
+        if not self._signing_warmed:
+            self._signing_warmed = True  # first redemption: prepare signing meanwhile
+            self.artifacts.warm_up_signing()
         outcome = self._decide(token, network, user_agent, platform=platform)
         assert outcome.grant
         assert outcome.release

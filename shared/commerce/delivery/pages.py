@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from commerce.delivery.download import Listing
 from commerce.grants import download_link
+
+if TYPE_CHECKING:  # send_email imports this module too; it needs no download service
+    from commerce.delivery.download import Listing
 
 PRIVATE_HEADERS = {
     "Cache-Control": "no-store",
