@@ -179,19 +179,11 @@ class LicenseService:
 
     # -- activate ----------------------------------------------------------------------
     def activate(self, request: ActivateRequest, network: str) -> Answer:
-        key_hash = self._key_hash(request.key)
-        if key_hash is None:
-            return self._invalid_key("activate", network)
+        identity = self._identify("activate", request.key, network)
+        if isinstance(identity, Answer):
+            return identity
+        key_hash, license_id, order_id = identity
         fp_hash = fingerprint_hash(request.fingerprint)
-        identity = self._limited(
-            self._key_limits(f"key:{key_hash}", network),
-            lambda: self.store.identify(key_hash),
-            network=network,
-            key_hash=key_hash,
-        )
-        if identity is None:
-            return self._refused("activate", StatusCode.NOT_FOUND, network, key_hash=key_hash)
-        license_id, order_id = identity
         self._enforce(
             [
                 (
@@ -331,19 +323,11 @@ class LicenseService:
 
     # -- deactivate --------------------------------------------------------------------
     def deactivate(self, request: DeactivateRequest, network: str) -> Answer:
-        key_hash = self._key_hash(request.key)
-        if key_hash is None:
-            return self._invalid_key("deactivate", network)
+        identity = self._identify("deactivate", request.key, network)
+        if isinstance(identity, Answer):
+            return identity
+        key_hash, license_id, order_id = identity
         fp_hash = fingerprint_hash(request.fingerprint) if request.fingerprint else None
-        identity = self._limited(
-            self._key_limits(f"key:{key_hash}", network),
-            lambda: self.store.identify(key_hash),
-            network=network,
-            key_hash=key_hash,
-        )
-        if identity is None:
-            return self._refused("deactivate", StatusCode.NOT_FOUND, network, key_hash=key_hash)
-        license_id, order_id = identity
         target = request.activation_id
         if target is None:
             assert fp_hash is not None  # the request model demands one of the two
@@ -559,6 +543,25 @@ class LicenseService:
             return self.keys.hash_key(raw_key)
         except InvalidLicenseKey:
             return None
+
+    def _identify(
+        self, operation: str, raw_key: str, network: str
+    ) -> tuple[str, str, str] | Answer:
+        """(key hash, license id, order id) of a key, counted against the key's and the
+        network's limits; or the answer that refuses it (typo, unknown key)."""
+        key_hash = self._key_hash(raw_key)
+        if key_hash is None:
+            return self._invalid_key(operation, network)
+        identity = self._limited(
+            self._key_limits(f"key:{key_hash}", network),
+            lambda: self.store.identify(key_hash),
+            network=network,
+            key_hash=key_hash,
+        )
+        if identity is None:
+            return self._refused(operation, StatusCode.NOT_FOUND, network, key_hash=key_hash)
+        license_id, order_id = identity
+        return key_hash, license_id, order_id
 
     def _invalid_key(self, operation: str, network: str) -> Answer:
         """A typo costs no lookup, but still counts against the client's network."""
