@@ -438,6 +438,17 @@ class Fulfillment:
     ) -> list[tuple[Repository[Any], str]]:
         return [(self.orders, session_id), (self.licenses, license_id)]
 
+    def _placeholder_order(self, session_id: str, state: OrderState, now: datetime) -> Order:
+        """The order of a session whose payment events have not arrived yet (a refund or
+        dispute came first): it records the state so a later fulfillment is blocked."""
+        return Order(
+            id=session_id,
+            state=state,
+            created_at=now,
+            updated_at=now,
+            product_id=self.settings.product_id,
+        )
+
     def _revoke_license(
         self,
         tx: Transaction,
@@ -498,12 +509,8 @@ class Fulfillment:
             }
             if not fully_refunded:
                 if order is None:
-                    order = Order(
-                        id=session_id,
-                        state=transition(None, OrderState.PENDING),
-                        created_at=now,
-                        updated_at=now,
-                        product_id=self.settings.product_id,
+                    order = self._placeholder_order(
+                        session_id, transition(None, OrderState.PENDING), now
                     )
                 self.orders.put(order.model_copy(update=common), tx)
                 self.auditor.record(
@@ -517,13 +524,7 @@ class Fulfillment:
             new_state = state
             if can_transition(state, OrderState.REFUNDED):
                 new_state = transition(state, OrderState.REFUNDED)
-            base = order or Order(
-                id=session_id,
-                state=OrderState.REFUNDED,
-                created_at=now,
-                updated_at=now,
-                product_id=self.settings.product_id,
-            )
+            base = order or self._placeholder_order(session_id, OrderState.REFUNDED, now)
             self.orders.put(base.model_copy(update={**common, "state": new_state}), tx)
             self._revoke_license(tx, now, session_id, license_, "refund", ledger_id)
             active_grants = [g.token_hash for g in grants if not g.revoked]
@@ -626,13 +627,7 @@ class Fulfillment:
             if not can_transition(state, OrderState.REVOKED):
                 return Change(Outcome.IGNORED, session_id)
             revoked = transition(state, OrderState.REVOKED)
-            base = order or Order(
-                id=session_id,
-                state=revoked,
-                created_at=now,
-                updated_at=now,
-                product_id=self.settings.product_id,
-            )
+            base = order or self._placeholder_order(session_id, revoked, now)
             self.orders.put(
                 base.model_copy(
                     update={"state": revoked, "updated_at": now, "last_event_id": ledger_id}
