@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.download_bench import write_section
+from bench.common import write_section
 from commerce.bootstrap import Container
 from commerce.clock import SystemClock
 from commerce.domain.orders import OrderState

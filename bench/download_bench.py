@@ -17,13 +17,13 @@ import argparse
 import contextlib
 import json
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.common import summary, write_section
 from commerce.bootstrap import Container
 from commerce.clock import SystemClock
 from commerce.delivery.artifacts import ArtifactStore
@@ -47,12 +47,6 @@ def emulators(log_dir: Path) -> Iterator[None]:
         yield
 
 
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def measure(run: Callable[[int], Any], count: int) -> list[float]:
     samples = []
     for i in range(count):
@@ -60,14 +54,6 @@ def measure(run: Callable[[int], Any], count: int) -> list[float]:
         run(i)
         samples.append((time.perf_counter() - start) * 1000)
     return samples
-
-
-def summary(samples: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": statistics.median(samples),
-        "p99_ms": percentile(samples, 0.99),
-        "rps": 1000 / statistics.mean(samples),
-    }
 
 
 def main() -> None:
@@ -187,21 +173,6 @@ def main() -> None:
     print(text)
     if args.write_docs:
         write_section(DOCS, HEADING, text)
-
-
-def write_section(path: Path, heading: str, text: str) -> None:
-    """Replace (or append) only the section under `heading`; other sections stay."""
-    existing = path.read_text() if path.exists() else "# Performance\n\n"
-    lines = existing.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
-    if start is None:
-        new = existing.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        new = "".join(lines[:start]) + text.rstrip("\n") + "\n\n" + "".join(lines[end:])
-    path.write_text(new.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

@@ -25,13 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.common import summary, write_section
 from commerce.bootstrap import Container, use_container
 from commerce.clock import SystemClock
 from commerce.domain.orders import OrderState
@@ -72,12 +72,6 @@ FINGERPRINT = "bench-machine-" + "ab" * 16
 NETWORK = "198.51.100.7/32"
 
 
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def measure(run: Callable[[], Any], count: int) -> list[float]:
     samples = []
     for _ in range(count):
@@ -85,14 +79,6 @@ def measure(run: Callable[[], Any], count: int) -> list[float]:
         run()
         samples.append((time.perf_counter() - start) * 1000)
     return samples
-
-
-def summary(samples: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": statistics.median(samples),
-        "p99_ms": percentile(samples, 0.99),
-        "rps": 1000 / statistics.mean(samples),
-    }
 
 
 def verifications_per_second(certificate: str, keys: dict[str, Any], seconds: float) -> float:
@@ -247,21 +233,6 @@ def main() -> None:
     print(text)
     if args.write_docs:
         write_section(DOCS, HEADING, text)
-
-
-def write_section(path: Path, heading: str, text: str) -> None:
-    """Replace (or append) only the section under `heading`; other sections stay."""
-    existing = path.read_text() if path.exists() else "# Performance\n\n"
-    lines = existing.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
-    if start is None:
-        new = existing.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        new = "".join(lines[:start]) + text.rstrip("\n") + "\n\n" + "".join(lines[end:])
-    path.write_text(new.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ import functions_framework
 from google.cloud import firestore
 from google.cloud.firestore_v1 import client, document, query, transaction
 
+from bench.common import percentile, write_section
 from commerce.bootstrap import Container, use_container
 from commerce.repositories import run_transaction
 from commerce.secrets import EnvSecrets
@@ -130,12 +131,6 @@ class OpCounter:
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def summary(samples: list[float]) -> dict[str, float]:
@@ -400,23 +395,6 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, heading: str, text: str) -> None:
-    """Replace (or append) only the section under `heading`; other sections stay."""
-    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else ["# Performance"]
-    block = [heading, "", *text.rstrip("\n").splitlines(), ""]
-    if heading in lines:
-        start = lines.index(heading)
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        lines[start:end] = block
-    else:
-        if lines and lines[-1].strip():
-            lines.append("")
-        lines.extend(block)
-    path.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sessions", type=int, default=500)
@@ -425,8 +403,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, emu.firestore_emulator(Path(tmp)) as host:
         emu.reset_firestore(host, emu.TEST_PROJECT)
         result = bench(args.sessions)
-    text = render(result)
-    print(HEADING + "\n\n" + text)
+    text = HEADING + "\n\n" + render(result)
+    print(text)
     if not args.no_docs:
         write_section(DOCS, HEADING, text)
         print(f"written to {DOCS.relative_to(ROOT)}")
