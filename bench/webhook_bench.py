@@ -43,7 +43,7 @@ from google.cloud.firestore_v1 import client, document, query, transaction
 
 from bench.common import percentile, write_section
 from commerce.bootstrap import Container, use_container
-from commerce.repositories import run_transaction
+from commerce.repositories import transactions
 from commerce.secrets import EnvSecrets
 from commerce.settings import Settings
 from tests.purchase import stripe_events as se
@@ -91,6 +91,8 @@ class OpCounter:
         original_get_all = client.Client.get_all
         original_stream = query.Query.stream
         original_commit = transaction.Transaction._commit
+        original_begin = transaction.Transaction._begin
+        original_raw = transactions._batch_read
         counter = self
 
         def get(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -110,6 +112,18 @@ class OpCounter:
                 counter.add("reads")
                 yield snapshot
 
+        def raw_read(*args: Any, **kwargs: Any) -> Any:
+            counter.add("read_trips")
+            found, began = original_raw(*args, **kwargs)
+            counter.add("reads", len(found))
+            if began is not None:
+                counter.add("begun_by_read")
+            return found, began
+
+        def begin(self: Any, *args: Any, **kwargs: Any) -> Any:
+            counter.add("begins")
+            return original_begin(self, *args, **kwargs)
+
         def commit(self: Any) -> Any:
             writes = len(self._write_pbs)
             result = original_commit(self)
@@ -121,6 +135,8 @@ class OpCounter:
         client.Client.get_all = get_all  # type: ignore[method-assign]
         query.Query.stream = stream  # type: ignore[method-assign]
         transaction.Transaction._commit = commit  # type: ignore[method-assign]
+        transaction.Transaction._begin = begin  # type: ignore[method-assign]
+        transactions._batch_read = raw_read
         try:
             yield
         finally:
@@ -128,6 +144,8 @@ class OpCounter:
             client.Client.get_all = original_get_all  # type: ignore[method-assign]
             query.Query.stream = original_stream  # type: ignore[method-assign]
             transaction.Transaction._commit = original_commit  # type: ignore[method-assign]
+            transaction.Transaction._begin = original_begin  # type: ignore[method-assign]
+            transactions._batch_read = original_raw
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -256,11 +274,12 @@ def bench(sessions: int) -> dict[str, Any]:
     def bare() -> None:
         refs = [db.collection("bench_baseline").document() for _ in range(doc_count)]
 
+        @firestore.transactional
         def work(tx: firestore.Transaction) -> None:
             for ref in refs:
                 tx.create(ref, {"n": 1, "at": firestore.SERVER_TIMESTAMP})
 
-        run_transaction(db, work)
+        work(db.transaction())  # the library's own transaction: BeginTransaction + Commit
 
     with counter.installed():
         run_concurrently([functools.partial(deliver, "warmup", evt) for evt in warmups])
@@ -287,6 +306,8 @@ def bench(sessions: int) -> dict[str, Any]:
     writes_per = counter.counts["first.writes"] / sessions
     reads_per = counter.counts["first.reads"] / sessions
     read_trips_per = counter.counts["first.read_trips"] / sessions
+    begins_per = counter.counts["first.begins"] / sessions
+    begun_by_read_per = counter.counts["first.begun_by_read"] / sessions
 
     if round(writes_per) != doc_count:
         raise RuntimeError(f"a fulfillment wrote {writes_per:.2f} documents, not {doc_count}")
@@ -304,6 +325,8 @@ def bench(sessions: int) -> dict[str, Any]:
         "rate": len(plan) / wall,
         "reads_per": reads_per,
         "read_trips_per": read_trips_per,
+        "begins_per": begins_per,
+        "begun_by_read_per": begun_by_read_per,
         "writes_per": writes_per,
         "dup_reads_per": counter.counts["duplicate.reads"] / max(1, len(plan) - sessions),
         "dup_writes": counter.counts["duplicate.writes"],
@@ -382,7 +405,9 @@ def render(r: dict[str, Any]) -> str:
         f"| {r['rate']:.0f} events/s |",
         "",
         f"Firestore per fulfillment: {r['reads_per']:.2f} document reads in "
-        f"{r['read_trips_per']:.2f} round trips, "
+        f"{r['read_trips_per']:.2f} round trips (the transaction begun by that read in "
+        f"{r['begun_by_read_per']:.2f} of them; separate BeginTransaction calls: "
+        f"{r['begins_per']:.2f}), "
         f"{r['writes_per']:.2f} committed writes, in one transaction (ledger, order, customer, "
         "license, download grant, e-mail job, two audit entries). A duplicate costs "
         f"{r['dup_reads_per']:.2f} reads and {r['dup_writes']} writes in total.",

@@ -13,9 +13,9 @@ from google.cloud.firestore_v1 import _helpers
 
 from commerce.bootstrap import Container
 from commerce.delivery.releases import Release
-from commerce.delivery.repository import _BeginsOnFirstRead, _decode
 from commerce.domain.tokens import DownloadTokenExhausted, hash_token
 from commerce.errors import TransientFailure
+from commerce.repositories.transactions import ReadBegunTransaction, decode
 from tests.delivery.conftest import Bought
 
 AT = datetime(2026, 5, 4, 3, 2, 1, 123456, tzinfo=UTC)
@@ -58,7 +58,7 @@ def library_writes(path: str, op: str, data: dict[str, Any]) -> list[Any]:
 def test_direct_write_encoding_equals_the_librarys(
     firestore_db: firestore.Client, op: str, data: dict[str, Any]
 ) -> None:
-    tx = _BeginsOnFirstRead(firestore_db, None)
+    tx = ReadBegunTransaction(firestore_db, None)
     ref = firestore_db.document("things/one")
     getattr(tx, op)(ref, data)
     expected = library_writes(ref._document_path, op, data)
@@ -74,14 +74,14 @@ def test_direct_decoding_equals_the_librarys(
 ) -> None:
     fields = _helpers.encode_dict(data)
     expected = _helpers.decode_dict(fields, firestore_db)
-    decoded = {key: _decode(value._pb, firestore_db) for key, value in fields.items()}
+    decoded = {key: decode(value._pb, firestore_db) for key, value in fields.items()}
     assert decoded == expected
     if data:
         assert decoded["at" if "at" in data else "expires_at"] == AT
 
 
 def test_sentinel_values_still_go_through_the_library(firestore_db: firestore.Client) -> None:
-    tx = _BeginsOnFirstRead(firestore_db, None)
+    tx = ReadBegunTransaction(firestore_db, None)
     ref = firestore_db.document("things/one")
     tx.set(ref, {"n": firestore.Increment(1), "at": firestore.SERVER_TIMESTAMP})
     expected = _helpers.pbs_for_set_no_merge(ref._document_path, {"n": firestore.Increment(1),

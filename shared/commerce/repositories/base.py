@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -10,44 +10,17 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from pydantic import TypeAdapter
 
-from commerce.errors import AlreadyExists, TransientFailure
+from commerce.errors import AlreadyExists
+from commerce.repositories.transactions import before_query, read_documents, run_transaction
 
 Transaction = firestore.Transaction
 T = TypeVar("T")
-R = TypeVar("R")
+__all__ = ["Repository", "Transaction", "get_together", "run_transaction", "to_storage"]
 
 
 def new_firestore_client(project: str) -> firestore.Client:
     """Honours FIRESTORE_EMULATOR_HOST (read by the library itself) for local use."""
     return firestore.Client(project=project)
-
-
-def run_transaction(
-    db: firestore.Client, work: Callable[[Transaction], R], *, max_attempts: int = 10
-) -> R:
-    """Run `work(transaction)` atomically, retrying on contention.
-
-    Contention that outlasts the attempts becomes TransientFailure (HTTP 503), so a
-    webhook or task delivery is retried by its sender rather than half-applied.
-    """
-    transaction = db.transaction(max_attempts=max_attempts)
-
-    @firestore.transactional
-    def _body(tx: Transaction) -> R:
-        return work(tx)
-
-    try:
-        result: R = _body(transaction)
-    except (gexc.Aborted, gexc.DeadlineExceeded, gexc.ServiceUnavailable) as exc:
-        raise TransientFailure("storage is busy; please retry") from exc
-    except ValueError as exc:
-        # The client says "Failed to commit transaction in N attempts." when aborts
-        # (contention) outlast max_attempts.
-        message = str(exc).lower()
-        if "contention" in message or "attempts" in message:
-            raise TransientFailure("storage is busy; please retry") from exc
-        raise
-    return result
 
 
 def get_together(
@@ -64,14 +37,11 @@ def get_together(
         return []
     db = reads[0][0].db
     refs = [repository.ref(doc_id) for repository, doc_id in reads]
-    snapshots = {snap.reference.path: snap for snap in db.get_all(refs, transaction=tx)}
+    found = read_documents(db, refs, tx)
     results: list[Any] = []
-    for (repository, _), ref in zip(reads, refs, strict=True):
-        snapshot = snapshots.get(ref.path)
-        if snapshot is None or not snapshot.exists:
-            results.append(None)
-        else:
-            results.append(repository.from_document(snapshot.id, snapshot.to_dict() or {}))
+    for (repository, doc_id), ref in zip(reads, refs, strict=True):
+        data = found.get(ref._document_path)
+        results.append(None if data is None else repository.from_document(doc_id, data))
     return results
 
 
@@ -101,6 +71,11 @@ class Repository(Generic[T]):
     def ref(self, doc_id: str) -> firestore.DocumentReference:
         return self.db.collection(self.collection).document(doc_id)
 
+    def path_of(self, doc_id: str) -> str:
+        """The document's full resource name (how raw reads key their results)."""
+        path: str = self.ref(doc_id)._document_path
+        return path
+
     def to_document(self, item: T) -> dict[str, Any]:
         data = self._adapter.dump_python(item, mode="python")
         data.pop(self.id_field, None)  # the document id carries it
@@ -116,21 +91,18 @@ class Repository(Generic[T]):
 
     # -- operations -------------------------------------------------------------------
     def get(self, doc_id: str, tx: Transaction | None = None) -> T | None:
-        snapshot = self.ref(doc_id).get(transaction=tx)
-        if not snapshot.exists:
-            return None
-        return self.from_document(snapshot.id, snapshot.to_dict() or {})
+        data = read_documents(self.db, [self.ref(doc_id)], tx).get(self.path_of(doc_id))
+        return None if data is None else self.from_document(doc_id, data)
 
     def get_many(self, doc_ids: list[str], tx: Transaction | None = None) -> list[T]:
         if not doc_ids:
             return []
-        refs = [self.ref(doc_id) for doc_id in doc_ids]
-        found = {
-            snap.id: self.from_document(snap.id, snap.to_dict() or {})
-            for snap in self.db.get_all(refs, transaction=tx)
-            if snap.exists
-        }
-        return [found[doc_id] for doc_id in doc_ids if doc_id in found]
+        found = read_documents(self.db, [self.ref(doc_id) for doc_id in doc_ids], tx)
+        return [
+            self.from_document(doc_id, found[path])
+            for doc_id in doc_ids
+            if (path := self.path_of(doc_id)) in found
+        ]
 
     def create(self, item: T, tx: Transaction | None = None) -> None:
         """Create; an existing document with the same id raises AlreadyExists.
@@ -183,6 +155,7 @@ class Repository(Generic[T]):
         )
         if limit is not None:
             query = query.limit(limit)
+        before_query(tx)
         return [
             self.from_document(snap.id, snap.to_dict() or {})
             for snap in query.stream(transaction=tx)

@@ -1,0 +1,277 @@
+"""Firestore transactions that begin with their first read, and batched raw reads.
+
+Every read-write transaction of the package runs through `run_transaction` here. Its
+transaction (`ReadBegunTransaction`) does not call BeginTransaction up front: its first
+batched read carries `new_transaction`, so Firestore begins the transaction with that
+read and returns its id in the first response (the same pessimistic read-write
+transaction as BeginTransaction followed by the read, one round trip fewer). A
+transaction whose first read is a query, or which reads nothing, begins the ordinary
+way first.
+
+Reads are handled as raw protobuf messages and the writes of plain values (str, int,
+float, bool, None, bytes, datetime, dict, list) are encoded straight to protobuf;
+sentinels (transforms, deletes) and merges go through the library. This uses private
+parts of google-cloud-firestore (pinned in requirements.txt); tests/integration
+compare its encoding and decoding with the library's, byte for byte, so an upgrade
+that changes them fails there first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from google.cloud.firestore_v1._helpers import ReadAfterWriteError, decode_value
+from google.cloud.firestore_v1.types import BatchGetDocumentsRequest
+from google.cloud.firestore_v1.types import Value as ValueTypes
+from google.cloud.firestore_v1.types import Write as WriteTypes
+
+from commerce.errors import TransientFailure
+
+R = TypeVar("R")
+# path -> field data of the documents that exist (absent documents are left out)
+Found = dict[str, dict[str, Any]]
+_BatchGetPb = BatchGetDocumentsRequest.pb()
+_WritePb = WriteTypes.pb()
+_SIMPLE_FIELD = re.compile(r"^[A-Za-z_][A-Za-z_0-9]*$")
+
+
+def run_transaction(
+    db: firestore.Client, work: Callable[[firestore.Transaction], R], *, max_attempts: int = 10
+) -> R:
+    """Run `work(tx)` atomically in one read-write transaction, retrying on contention.
+
+    Pessimistic, like the library's `@transactional`: every document read is locked
+    until commit; on contention (Aborted, from a read or the commit) the whole of
+    `work` runs again in a transaction that keeps the first attempt's place in line
+    (`retry_transaction`). Contention that outlasts the attempts, or a busy store,
+    becomes TransientFailure (HTTP 503), so a webhook or task delivery is retried by
+    its sender rather than half-applied. Any other error rolls back and propagates.
+    """
+    retry_id: bytes | None = None
+    for _ in range(max_attempts):
+        tx = ReadBegunTransaction(db, retry_id)
+        try:
+            result = work(tx)
+            tx.ensure_begun()
+            if retry_id is None:
+                retry_id = tx.id
+            tx._commit()
+        except gexc.Aborted:
+            if retry_id is None and tx.in_progress:
+                retry_id = tx.id
+            tx._clean_up()
+            continue  # contention: try again with the same place in line
+        except BaseException as exc:
+            if tx.in_progress:
+                # A failed rollback expires by itself; report the first error.
+                with contextlib.suppress(gexc.GoogleAPICallError):
+                    tx._rollback()
+            if isinstance(exc, gexc.DeadlineExceeded | gexc.ServiceUnavailable):
+                raise TransientFailure("storage is busy; please retry") from exc
+            raise
+        return result
+    raise TransientFailure("storage is busy; please retry")
+
+
+class ReadBegunTransaction(firestore.Transaction):
+    """A read-write transaction begun by its first batched read (see the module)."""
+
+    def __init__(self, client: firestore.Client, retry_id: bytes | None = None) -> None:
+        super().__init__(client)
+        self._retry_id = retry_id
+
+    def ensure_begun(self) -> None:
+        """Begin the ordinary way (before a query, or a commit without reads)."""
+        if not self.in_progress:
+            self._begin(retry_id=self._retry_id)
+
+    def read(self, refs: Sequence[firestore.DocumentReference]) -> Found:
+        """The documents at `refs`, in this transaction (locked until commit), in one
+        round trip; the first read also begins the transaction."""
+        if self._write_pbs:
+            raise ReadAfterWriteError("reads must come before writes in a transaction")
+        if self.in_progress:
+            return _batch_read(self._client, refs, transaction=self.id)[0]
+        found, began = _batch_read(self._client, refs, begin=True, retry_id=self._retry_id)
+        if began is None:
+            raise TransientFailure("storage did not begin the transaction; please retry")
+        self._id = began  # type: ignore[assignment]  # the library annotates `_id` as None
+        return found
+
+    # -- writes ------------------------------------------------------------------------
+    def set(self, reference: Any, document_data: dict[str, Any], merge: Any = False) -> None:
+        if merge is not False or not _plain(document_data):
+            super().set(reference, document_data, merge=merge)
+            return
+        self._add_fast(reference, _write_pb(reference._document_path, document_data))
+
+    def create(self, reference: Any, document_data: dict[str, Any]) -> None:
+        if not _plain(document_data):
+            super().create(reference, document_data)
+            return
+        write = _write_pb(reference._document_path, document_data)
+        write.current_document.exists = False
+        self._add_fast(reference, write)
+
+    def update(self, reference: Any, field_updates: dict[str, Any], option: Any = None) -> None:
+        if (
+            option is not None
+            or not field_updates
+            or not all(_SIMPLE_FIELD.match(key) for key in field_updates)
+            or not _plain(field_updates)
+        ):
+            super().update(reference, field_updates, option=option)
+            return
+        write = _write_pb(reference._document_path, field_updates)
+        write.update_mask.field_paths.extend(sorted(field_updates))
+        write.current_document.exists = True
+        self._add_fast(reference, write)
+
+    def _add_fast(self, reference: Any, write: Any) -> None:
+        self._document_references[reference._document_path] = reference
+        self._add_write_pbs([WriteTypes.wrap(write)])
+
+
+def read_documents(
+    db: firestore.Client,
+    refs: Sequence[firestore.DocumentReference],
+    tx: firestore.Transaction | None = None,
+) -> Found:
+    """The documents at `refs` in one round trip (in `tx` if given): path -> data."""
+    if not refs:
+        return {}
+    if isinstance(tx, ReadBegunTransaction):
+        return tx.read(refs)
+    if tx is not None:  # a library transaction (begun by the library)
+        return {
+            snap.reference._document_path: snap.to_dict() or {}
+            for snap in db.get_all(list(refs), transaction=tx)
+            if snap.exists
+        }
+    return _batch_read(db, refs)[0]
+
+
+def before_query(tx: firestore.Transaction | None) -> None:
+    """A query in a transaction needs the transaction begun first."""
+    if isinstance(tx, ReadBegunTransaction):
+        tx.ensure_begun()
+
+
+def _batch_read(
+    client: firestore.Client,
+    refs: Sequence[firestore.DocumentReference],
+    *,
+    transaction: bytes | None = None,
+    begin: bool = False,
+    retry_id: bytes | None = None,
+) -> tuple[Found, bytes | None]:
+    """One BatchGetDocuments call, outside a transaction, in an existing one, or
+    beginning one: (path -> data of the documents that exist, the id of the transaction
+    the call began, if it began one). Duplicate references are asked for once."""
+    paths = list(dict.fromkeys(ref._document_path for ref in refs))
+    request = _BatchGetPb(database=client._database_string, documents=paths)
+    if begin:
+        request.new_transaction.read_write.SetInParent()
+        if retry_id is not None:
+            request.new_transaction.read_write.retry_transaction = retry_id
+    elif transaction is not None:
+        request.transaction = transaction
+    responses = client._firestore_api.batch_get_documents(
+        request=BatchGetDocumentsRequest.wrap(request), metadata=client._rpc_metadata
+    )
+    found: Found = {}
+    began: bytes | None = None
+    for response in responses:
+        raw = response._pb
+        if raw.transaction:
+            began = raw.transaction
+        if raw.WhichOneof("result") == "found":
+            found[raw.found.name] = {
+                key: decode(value, client) for key, value in raw.found.fields.items()
+            }
+    return found, began
+
+
+def decode(value: Any, client: firestore.Client) -> Any:
+    """A raw `Value` message -> Python, as the library decodes it (timestamps as aware
+    UTC datetimes); rarer kinds (references, geo points, vectors) by the library."""
+    kind = value.WhichOneof("value_type")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "integer_value":
+        return value.integer_value
+    if kind == "timestamp_value":
+        return value.timestamp_value.ToDatetime(tzinfo=UTC)
+    if kind == "null_value":
+        return None
+    if kind == "boolean_value":
+        return value.boolean_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "map_value" and "__type__" not in value.map_value.fields:
+        return {key: decode(item, client) for key, item in value.map_value.fields.items()}
+    if kind == "array_value":
+        return [decode(item, client) for item in value.array_value.values]
+    if kind == "bytes_value":
+        return value.bytes_value
+    return decode_value(ValueTypes.wrap(value), client)
+
+
+# -- write encoding ------------------------------------------------------------------------
+# The library encodes every value through proto-plus wrappers, which was most of a
+# transaction's CPU time; plain values are built as raw protobuf messages (same bytes
+# on the wire; anything else goes the library's way).
+
+
+def _plain(value: Any) -> bool:
+    if value is None or isinstance(value, bool | int | float | str | bytes):
+        return True
+    if isinstance(value, datetime):
+        return type(value) is datetime
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return False
+
+
+def _encode(value: Any, into: Any) -> None:
+    if value is None:
+        into.null_value = 0
+    elif isinstance(value, bool):
+        into.boolean_value = value
+    elif isinstance(value, int):
+        into.integer_value = value
+    elif isinstance(value, float):
+        into.double_value = value
+    elif isinstance(value, str):
+        into.string_value = value
+    elif isinstance(value, bytes):
+        into.bytes_value = value
+    elif isinstance(value, datetime):
+        into.timestamp_value.FromDatetime(value)
+    elif isinstance(value, dict):
+        fields = into.map_value.fields
+        fields.clear()  # an empty map is still a map value
+        for key, item in value.items():
+            _encode(item, fields[key])
+    else:
+        array = into.array_value
+        array.SetInParent()
+        for item in value:
+            _encode(item, array.values.add())
+
+
+def _write_pb(path: str, data: dict[str, Any]) -> Any:
+    write = _WritePb()
+    write.update.name = path
+    fields = write.update.fields
+    for key, value in data.items():
+        _encode(value, fields[key])
+    return write
