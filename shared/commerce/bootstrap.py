@@ -297,20 +297,10 @@ class Container:
     # -- licensing ---------------------------------------------------------------------
     @cached_property
     def license_state(self) -> LicenseStateStore:
-        """Activations, slots and the batched license reads (identity cache per process)."""
-        from commerce.licensing.repository import (
-            ActivationRepository,
-            ActivationSlotRepository,
-            LicenseStateStore,
-        )
+        """Activations and the batched license reads (identity cache per process)."""
+        from commerce.licensing.repository import ActivationRepository, LicenseStateStore
 
-        return LicenseStateStore(
-            self.db,
-            self.licenses,
-            self.orders,
-            ActivationRepository(self.db),
-            ActivationSlotRepository(self.db),
-        )
+        return LicenseStateStore(self.db, self.licenses, self.orders, ActivationRepository(self.db))
 
     @cached_property
     def license_service(self) -> LicenseService:

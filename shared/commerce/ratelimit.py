@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,38 +66,57 @@ _log = get_logger("commerce.ratelimit")
 
 @dataclass
 class _Tally:
-    """This counter's hits in one window: all of them, and those not yet written."""
+    """This counter's hits in one window: all of them, and those not yet written; and
+    what it last learnt of everybody else's (None: nothing yet)."""
 
     window: RateWindow
     total: int = 0
     unsent: int = 0
     refusal_seen: bool = False
+    others: int | None = None
+    learned_at: float = 0.0  # time.monotonic() of `others`
 
 
 class DeferredCounter:
     """Rate-limit counting OFF the request path, for hot paths (license validation).
 
-    A request counts its hit in memory (`hit`) and reads the window's counter document
-    together with the documents it needs anyway (one batch get); a background thread
-    adds the hits to storage at most every `flush_seconds` in one batched `Increment`
-    write, which also records them under `by_counter.<id>` of the document. The count a
-    decision uses is
+    A request counts its hit in memory (`hit`); a background thread adds the hits to
+    storage at most every `flush_seconds` in one batched `Increment` write, which also
+    records them under `by_counter.<id>` of the window's document and reports both
+    totals after the write. Hence the counter learns, with every write, how many hits
+    OTHER counters (instances) have written: `count - by_counter.<id>`. A decision uses
 
-        (stored count - hits of THIS counter already in it) + this counter's hits so far
+        (other counters' written hits, as last learnt) + this counter's hits so far
 
     so this instance's own hits are counted exactly (written or not, and never twice),
-    and other instances' hits are counted once they are written. How approximate: the
-    count misses only other instances' hits not yet written when the document was read,
-    which is at most what they received in one `flush_seconds` plus one write's latency
-    (longer if an idle instance's CPU is throttled between requests; its unsent hits are
-    written on its next request or at `close`, and lost if it dies first). Hits of a
-    refused request are counted too, so a flood stays refused until the window ends.
+    and other instances' hits count once they are written and this instance has
+    written (or read) the window after them. While a window has traffic here, that
+    happens every `flush_seconds`; when what it knows of a window is missing or older
+    than `fresh_seconds`, the request reads the counter document itself
+    (`needs_reading` / `learn`), so a quiet window never decides from an old view.
+
+    How approximate: a decision misses only other instances' hits that were not yet
+    written when this instance last learnt the window: at most what they received in
+    one of their `flush_seconds` plus this instance's `fresh_seconds` and a write's
+    latency (longer if an idle instance's CPU is throttled between requests; its unsent
+    hits are written on its next request or at `close`, and lost if it dies first).
+    Hits of a refused request are counted too, so a flood stays refused until the
+    window ends.
     """
 
-    def __init__(self, repository: RateLimitRepository, clock: Clock, *, flush_seconds: float):
+    def __init__(
+        self,
+        repository: RateLimitRepository,
+        clock: Clock,
+        *,
+        flush_seconds: float,
+        fresh_seconds: float | None = None,
+    ):
         self.repository = repository
         self.clock = clock
         self.flush_seconds = flush_seconds
+        # How old what it learnt of other instances may be before a request reads.
+        self.fresh_seconds = max(1.0, 4 * flush_seconds) if fresh_seconds is None else fresh_seconds
         self.counter_id = "c" + secrets.token_hex(8)
         self._tallies: dict[str, _Tally] = {}
         self._lock = threading.Lock()
@@ -127,19 +147,48 @@ class DeferredCounter:
         self._pending.set()
         return totals
 
-    def decide(
-        self,
-        windows: Sequence[RateWindow],
-        own_totals: Sequence[int],
-        documents: Sequence[Mapping[str, Any] | None],
-    ) -> list[RateDecision]:
-        """One decision per window from its counter document as read after `hit`."""
-        decisions = []
-        for window, own, document in zip(windows, own_totals, documents, strict=True):
+    def needs_reading(self, windows: Sequence[RateWindow]) -> list[RateWindow]:
+        """The windows (after `hit`) whose other-instance count is unknown or stale: the
+        request reads their documents and hands them to `learn` before deciding."""
+        oldest = time.monotonic() - self.fresh_seconds
+        with self._lock:
+            return [
+                window
+                for window in windows
+                if (tally := self._tallies.get(window.ref.path)) is None
+                or tally.others is None
+                or tally.learned_at < oldest
+            ]
+
+    def learn(
+        self, windows: Sequence[RateWindow], documents: Sequence[Mapping[str, Any] | None]
+    ) -> None:
+        """What the counter documents of `windows`, as read, say of other counters."""
+        for window, document in zip(windows, documents, strict=True):
             stored = int((document or {}).get("count", 0))
             by_counter = (document or {}).get("by_counter") or {}
-            stored_own = int(by_counter.get(self.counter_id, 0))
-            count = stored - stored_own + own
+            self._learnt(window.ref.path, stored - int(by_counter.get(self.counter_id, 0)))
+
+    def _learnt(self, path: str, others: int) -> None:
+        with self._lock:
+            tally = self._tallies.get(path)
+            if tally is not None:
+                # Counts only grow within a window: keep the newest view.
+                tally.others = max(tally.others or 0, others)
+                tally.learned_at = time.monotonic()
+
+    def decide(
+        self, windows: Sequence[RateWindow], own_totals: Sequence[int]
+    ) -> list[RateDecision]:
+        """One decision per window: other counters' hits as last learnt + this one's."""
+        with self._lock:
+            others = [
+                (tally.others or 0) if (tally := self._tallies.get(w.ref.path)) else 0
+                for w in windows
+            ]
+        decisions = []
+        for window, own, other in zip(windows, own_totals, others, strict=True):
+            count = other + own
             allowed = count <= window.limit
             decisions.append(
                 RateDecision(allowed, count, 0 if allowed else window.retry_after_seconds)
@@ -156,7 +205,8 @@ class DeferredCounter:
             return True
 
     def flush(self) -> None:
-        """Write every unsent hit now (one batch); on failure they stay unsent."""
+        """Write every unsent hit now (one batch) and learn from the totals the write
+        reports; on failure they stay unsent."""
         with self._flush_lock:
             with self._lock:
                 sending = [(t, t.unsent) for t in self._tallies.values() if t.unsent]
@@ -165,7 +215,7 @@ class DeferredCounter:
             if not sending:
                 return
             try:
-                self.repository.add_hits(
+                after = self.repository.add_hits(
                     [(tally.window, n) for tally, n in sending], counter_id=self.counter_id
                 )
             except Exception:
@@ -173,6 +223,8 @@ class DeferredCounter:
                     for tally, n in sending:
                         tally.unsent += n
                 raise
+            for (tally, _), (count, own_written) in zip(sending, after, strict=True):
+                self._learnt(tally.window.ref.path, count - own_written)
 
     def close(self) -> None:
         """Stop the background thread and write what is left."""

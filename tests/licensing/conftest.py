@@ -144,6 +144,18 @@ def buy(
     return Bought(purchase)
 
 
+def refund(container: Container, bought: Bought, event_id: str = "evt_refund") -> None:
+    """A full refund, applied by fulfillment as the Stripe webhook would apply it."""
+    container.fulfillment.record_refund(
+        bought.order_id,
+        payment_intent_id=None,
+        amount_refunded=bought.purchase.order.amount_total or 1,
+        fully_refunded=True,
+        ledger_id=event_id,
+        event_type="charge.refunded",
+    )
+
+
 @pytest.fixture
 def bought(container: Container) -> Bought:
     """A fulfilled order with an active license (limit 3)."""

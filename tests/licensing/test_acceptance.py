@@ -18,8 +18,6 @@ from functions_framework import create_app
 from commerce.bootstrap import Container, use_container
 from commerce.clock import FixedClock
 from commerce.delivery.artifacts import ArtifactStore
-from commerce.domain.models import LicenseStatus
-from commerce.domain.orders import OrderState
 from commerce.licensing.verifier import (
     KEY_ID_HEADER,
     SIGNATURE_HEADER,
@@ -31,7 +29,14 @@ from commerce.licensing.verifier import (
 )
 from commerce.signing import public_key_from_b64, verify
 from emulators.local_secrets import new_service_account_key
-from tests.licensing.conftest import MAIN, PUBLIC_BASE, build_container, buy, make_settings
+from tests.licensing.conftest import (
+    MAIN,
+    PUBLIC_BASE,
+    build_container,
+    buy,
+    make_settings,
+    refund,
+)
 
 pytestmark = pytest.mark.emulators
 PLATFORM = "linux-x86_64"
@@ -157,10 +162,7 @@ def test_the_plugin_activates_verifies_offline_updates_and_sees_a_refund(
     assert len(data) == entry["size"] == update["file"]["size"]
 
     # After a refund: REFUNDED on the next validate, and no more update links.
-    shop.orders.update(bought.order_id, {"state": OrderState.REFUNDED})
-    shop.licenses.update(
-        bought.license_id, {"status": LicenseStatus.REVOKED, "status_reason": "refund"}
-    )
+    refund(shop, bought)  # applied by fulfillment, as the Stripe webhook applies it
     assert plugin.call("/validate", fingerprint="machine-4-fingerprint")["status"] == "REFUNDED"
     after = plugin.call(
         "/updates", fingerprint="machine-4-fingerprint", current_version="1.0.0", platform=PLATFORM

@@ -10,7 +10,6 @@ import pytest
 
 from commerce.bootstrap import Container
 from commerce.clock import FixedClock
-from commerce.domain.models import LicenseStatus
 from commerce.domain.orders import OrderState
 from commerce.errors import RateLimited, TransientFailure
 from commerce.licensing.models import StatusCode, activation_id, fingerprint_hash
@@ -22,6 +21,7 @@ from tests.licensing.conftest import (
     buy,
     machine,
     make_settings,
+    refund,
 )
 
 pytestmark = pytest.mark.emulators
@@ -250,9 +250,9 @@ def test_concurrent_activations_never_exceed_the_limit(container: Container) -> 
     assert len(answers) == 4
     assert answers.count(StatusCode.VALID) == len(stored) == 2
     assert answers.count(StatusCode.TOO_MANY_ACTIVATIONS) == 2
-    slots = container.license_state.slots.get(bought.license_id)
-    assert slots is not None
-    assert set(slots.activation_ids) == {a.id for a in stored}
+    license_ = container.licenses.get(bought.license_id)
+    assert license_ is not None
+    assert set(license_.activation_ids) == {a.id for a in stored}
 
 
 # -- live state ------------------------------------------------------------------------------
@@ -275,8 +275,7 @@ def test_a_refund_is_seen_on_the_next_validate(
     plugin.activate(bought.key, machine(1))
     plugin.validate(bought.key, machine(1))  # warms the per-process identity cache
 
-    container.orders.update(bought.order_id, {"state": OrderState.REFUNDED})
-    container.licenses.update(bought.license_id, {"status": LicenseStatus.REVOKED})
+    refund(container, bought)  # through fulfillment, as the webhook applies it
 
     assert plugin.validate(bought.key, machine(1)).status is StatusCode.REFUNDED
 
@@ -284,11 +283,25 @@ def test_a_refund_is_seen_on_the_next_validate(
 def test_an_open_dispute_suspends_and_a_won_dispute_restores(
     plugin: Plugin, bought: Bought, container: Container
 ) -> None:
-    container.orders.update(bought.order_id, {"state": OrderState.DISPUTED})
+    container.fulfillment.open_dispute(
+        bought.order_id, ledger_id="evt_dispute_opened", event_type="charge.dispute.created"
+    )
     assert plugin.validate(bought.key).status is StatusCode.DISPUTED
 
-    container.orders.update(bought.order_id, {"state": OrderState.FULFILLED})
+    container.fulfillment.close_dispute(
+        bought.order_id, won=True, ledger_id="evt_dispute_won", event_type="charge.dispute.closed"
+    )
     assert plugin.validate(bought.key).status is StatusCode.VALID
+
+
+def test_a_lost_dispute_revokes(plugin: Plugin, bought: Bought, container: Container) -> None:
+    container.fulfillment.open_dispute(
+        bought.order_id, ledger_id="evt_dispute_opened", event_type="charge.dispute.created"
+    )
+    container.fulfillment.close_dispute(
+        bought.order_id, won=False, ledger_id="evt_dispute_lost", event_type="charge.dispute.closed"
+    )
+    assert plugin.validate(bought.key).status is StatusCode.REVOKED
 
 
 def test_a_reissued_key_replaces_the_old_one_at_once(

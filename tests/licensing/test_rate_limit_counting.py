@@ -1,7 +1,8 @@
 """How the license API counts rate limits off the request path (`DeferredCounter`),
 against Google's Firestore emulator: an instance counts its own hits exactly, written
 or not and never twice; another instance's hits count once that instance has written
-them (the documented approximation); a flood is audited once."""
+them and this one has learnt them, from its own next write or by reading a stale view
+(the documented approximation); a flood is audited once."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ def instance(firestore_db: Any, clock: FixedClock, **limits: int) -> tuple[Conta
     """One function instance: its own container, service and counter."""
     built = build_container(make_settings(**limits), clock, firestore_db)
     built.license_service.counter.flush_seconds = NEVER
+    built.license_service.counter.fresh_seconds = NEVER  # a view, once learnt, stays
     return built, Plugin(built.license_service)
 
 
@@ -53,20 +55,40 @@ def test_an_instance_counts_its_own_hits_exactly_written_or_not(
     assert stored_count(built, bought.key, 3) == 4  # every hit written once, refused too
 
 
-def test_another_instances_hits_count_once_it_has_written_them(
+def two_instances_after_three_hits(
     bought: Bought, firestore_db: Any, clock: FixedClock
-) -> None:
+) -> tuple[Plugin, Plugin]:
     _, first = instance(firestore_db, clock, license_rate_limit_per_key=3)
     _, second = instance(firestore_db, clock, license_rate_limit_per_key=3)
     assert first.validate(bought.key).status is StatusCode.VALID
     assert first.validate(bought.key).status is StatusCode.VALID
 
     # The approximation: hits another instance has not written yet are not seen.
-    assert second.validate(bought.key).status is StatusCode.VALID
-
+    assert second.validate(bought.key).status is StatusCode.VALID  # reads: nothing known
     first.service.counter.flush()
+    return first, second
+
+
+def test_another_instances_written_hits_count_once_this_one_writes_its_own(
+    bought: Bought, firestore_db: Any, clock: FixedClock
+) -> None:
+    _, second = two_instances_after_three_hits(bought, firestore_db, clock)
+    # Its view (read before the first's write) still says 0 others: not yet seen.
+    assert second.validate(bought.key).status is StatusCode.VALID  # 0 + 2 of its own
+
+    second.service.counter.flush()  # the write reports the totals: 2 others
     with pytest.raises(RateLimited):
-        second.validate(bought.key)  # 2 written by the first + 2 of its own > 3
+        second.validate(bought.key)  # 2 written by the first + 3 of its own > 3
+
+
+def test_a_stale_view_of_the_others_is_read_again_on_the_request(
+    bought: Bought, firestore_db: Any, clock: FixedClock
+) -> None:
+    _, second = two_instances_after_three_hits(bought, firestore_db, clock)
+    second.service.counter.fresh_seconds = 0.0  # every view is stale at once
+
+    with pytest.raises(RateLimited):
+        second.validate(bought.key)  # read on the request: 2 others + 2 of its own > 3
 
 
 def test_a_flood_is_audited_once_per_bucket_and_window_on_an_instance(

@@ -271,6 +271,59 @@ def test_a_lost_dispute_revokes_the_license_and_grants(container, deliver):
     assert all(grant.revoked for grant in container.download_tokens.by_order(session["id"]))
 
 
+def assert_mirrored(container: Any, session_id: str, state: OrderState) -> None:
+    """The license carries its order's state (license decisions read the license alone)."""
+    assert container.orders.get(session_id).state is state
+    (license_,) = licenses_of(container, session_id)
+    assert license_.order_state is state
+
+
+State = OrderState
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [("refund", 1000, State.FULFILLED), ("refund", 4900, State.REFUNDED)],
+        [("dispute", "needs_response", State.DISPUTED), ("dispute", "won", State.FULFILLED)],
+        [("dispute", "needs_response", State.DISPUTED), ("dispute", "lost", State.REVOKED)],
+        [("dispute", "needs_response", State.DISPUTED), ("refund", 4900, State.REFUNDED)],
+        # revoked is final: later events leave both documents as they are
+        [("revoke", None, State.REVOKED), ("dispute", "needs_response", State.REVOKED)],
+        [("revoke", None, State.REVOKED), ("refund", 4900, State.REVOKED)],
+    ],
+    ids=[
+        "partial-then-full-refund",
+        "dispute-won",
+        "dispute-lost",
+        "dispute-then-refund",
+        "support-revoke-then-dispute",
+        "support-revoke-then-refund",
+    ],
+)
+def test_every_change_of_the_order_state_is_mirrored_on_the_license(
+    container, deliver, steps: list[tuple[str, Any, OrderState]]
+):
+    session = se.checkout_session()
+    deliver(se.event("checkout.session.completed", session))
+    intent = session["payment_intent"]
+    assert_mirrored(container, session["id"], OrderState.FULFILLED)
+
+    for kind, value, expected in steps:
+        if kind == "refund":
+            deliver(se.event("charge.refunded", se.charge(intent, amount_refunded=value)))
+        elif kind == "dispute":
+            name = (
+                "charge.dispute.created" if value == "needs_response" else "charge.dispute.closed"
+            )
+            deliver(se.event(name, se.dispute(intent, status=value)))
+        else:
+            container.license_support.revoke(
+                license_id_for(session["id"]), reason="abuse", actor="test"
+            )
+        assert_mirrored(container, session["id"], expected)
+
+
 def test_a_lost_dispute_before_completion_prevents_the_license(container, deliver, stub_sessions):
     session = se.checkout_session()
     stub_sessions.add(session)

@@ -122,6 +122,7 @@ def make_license(
         "key_hint": issued.key_hint,
         "generation": issued.generation,
         "secret_id": issued.secret_id,
+        "order_state": order.state,  # the mirror fulfillment keeps
         "created_at": now,
         "updated_at": now,
     }

@@ -83,6 +83,14 @@ class License(Document):
     channel: str = "stable"
     entitled_major_versions: tuple[int, ...] = (1,)
     activation_limit: int = 3
+    # The order's state, written in every transaction that changes the order's state
+    # (fulfillment, refunds, disputes, support revocation), so a license decision
+    # needs the license document alone. A license only exists for a fulfilled order.
+    order_state: OrderState = OrderState.FULFILLED
+    # Ids of the machines bound to the license (`activations/{id}`). Every activation
+    # and deactivation rewrites it in its transaction, so concurrent activations of one
+    # license serialise on this document and never pass `activation_limit`.
+    activation_ids: tuple[str, ...] = ()
     created_at: datetime
     updated_at: datetime
 

@@ -49,19 +49,6 @@ class Activation(Document):
     last_seen_at: datetime
 
 
-class ActivationSlots(Document):
-    """`activation_slots/{license id}`: the ids of a license's active activations.
-
-    Every activation and deactivation reads and rewrites this one document inside its
-    transaction, so concurrent activations of one license serialise on it and the
-    count can never pass the limit (a query alone would not conflict with a new
-    document being inserted).
-    """
-
-    activation_ids: tuple[str, ...] = ()
-    updated_at: datetime
-
-
 # --- requests ---------------------------------------------------------------------------
 
 _PRINTABLE = r"^[\x21-\x7e]+$"

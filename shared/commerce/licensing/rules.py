@@ -6,27 +6,27 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from commerce.delivery.releases import Release, SemVer, latest
-from commerce.domain.models import License, LicenseStatus, Order
+from commerce.domain.models import License, LicenseStatus
 from commerce.domain.orders import OrderState, is_entitled
 from commerce.licensing.models import StatusCode
 
 
-def standing(license_: License, order: Order | None) -> StatusCode:
-    """What the license is worth right now, from the order's and the license's state.
+def standing(license_: License) -> StatusCode:
+    """What the license is worth right now, from its own document: the order's state
+    (mirrored on the license by every transaction that changes it) and the license's.
 
     The order speaks first: a refund answers REFUNDED even though fulfillment also
-    revoked the license. Checked on every call, so a refund, a lost dispute or a
+    revoked the license. Read on every call, so a refund, a lost dispute or a
     revocation takes effect on the next validation or update check.
     """
-    if order is None:
-        return StatusCode.NOT_FOUND
-    if order.state is OrderState.REFUNDED:
+    order_state = license_.order_state
+    if order_state is OrderState.REFUNDED:
         return StatusCode.REFUNDED
-    if order.state is OrderState.DISPUTED or license_.status is LicenseStatus.SUSPENDED:
+    if order_state is OrderState.DISPUTED or license_.status is LicenseStatus.SUSPENDED:
         return StatusCode.DISPUTED
-    if order.state is OrderState.REVOKED or license_.status is LicenseStatus.REVOKED:
+    if order_state is OrderState.REVOKED or license_.status is LicenseStatus.REVOKED:
         return StatusCode.REVOKED
-    if not is_entitled(order.state):
+    if not is_entitled(order_state):
         return StatusCode.REVOKED
     return StatusCode.VALID
 

@@ -1,17 +1,19 @@
 """The license API: validate, activate, deactivate, certificate, updates.
 
-Every call answers a stable `StatusCode`. The order and the license are read on every
+Every call answers a stable `StatusCode`. The license (with its order's state) is read on every
 call (a refund, lost dispute or revocation shows on the next one); a wrong key learns
 NOT_FOUND and nothing else; a typo is INVALID_KEY before any lookup. Rate limits
 count per key hash and per client network on every call and per license on
 activations; refusals and every change of an activation are audited.
 
-Cost of a validation: ONE batch read (license, order, activation, slots and the two
-rate-limit counter documents); the hit itself is counted in memory and written by a
-background thread (`commerce.ratelimit.DeferredCounter`, which says exactly how
-approximate that makes the per-key and per-network limits). The other operations
-count the same way, so every operation sees the same counts; the per-license
-activation limit stays exact (counted with a write before the activation).
+Cost of a validation: ONE batch read of the license (which carries its order's state and
+its machines' ids) and the activation asked about; the hit itself is counted in memory
+and written by a background thread, which also learns the other instances' counts from
+its writes, so the two rate-limit counter documents are read on the request only when
+this instance's view of them is missing or stale (`commerce.ratelimit.DeferredCounter`
+says exactly how approximate that makes the per-key and per-network limits). The other
+operations count the same way, so every operation sees the same counts; the
+per-license activation limit stays exact (counted with a write before the activation).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,7 +33,6 @@ from commerce.licensing.certificates import CertificatePolicy, issue_certificate
 from commerce.licensing.models import (
     ActivateRequest,
     Activation,
-    ActivationSlots,
     Answer,
     CertificateRequest,
     DeactivateRequest,
@@ -148,19 +149,22 @@ class LicenseService:
         if key_hash is None:
             return self._invalid_key("validate", network)
         fp_hash = fingerprint_hash(request.fingerprint) if request.fingerprint else None
-        # The hot path: the hit is counted in memory and written in the background; the
-        # counters are read in the same batch as the license (see DeferredCounter for
-        # exactly how approximate that is). The license and order are still read live.
+        # The hot path: the hit is counted in memory and written in the background, and
+        # the counter documents are read only when this instance's view of them is
+        # missing or stale (see DeferredCounter for exactly how approximate that is).
+        # The license (with its order's state) and the activation are read live.
         limits = self._key_limits(f"key:{key_hash}", network)
         windows = self._windows(limits)
         own_hits = self.counter.hit(windows)
+        unknown = self.counter.needs_reading(windows)
         state, counters = self.store.read_by_key_with(
-            key_hash, _activation_for(fp_hash), [window.ref for window in windows]
+            key_hash, _activation_for(fp_hash), [window.ref for window in unknown]
         )
-        self._check_counted(limits, windows, own_hits, counters, network, key_hash=key_hash)
+        self.counter.learn(unknown, counters)
+        self._check_counted(limits, windows, own_hits, network, key_hash=key_hash)
         if state is None:
             return self._refused("validate", StatusCode.NOT_FOUND, network, key_hash=key_hash)
-        verdict = standing(state.license, state.order)
+        verdict = standing(state.license)
         if verdict is not StatusCode.VALID:
             return self._refused("validate", verdict, network, license_=state.license)
         view = license_view(state.license, len(state.activation_ids))
@@ -182,7 +186,7 @@ class LicenseService:
         identity = self._identify("activate", request.key, network)
         if isinstance(identity, Answer):
             return identity
-        key_hash, license_id, order_id = identity
+        key_hash, license_id = identity
         fp_hash = fingerprint_hash(request.fingerprint)
         self._enforce(
             [
@@ -200,7 +204,7 @@ class LicenseService:
 
         def work(tx: Transaction) -> _Activation:
             return self._activate_in(
-                tx, license_id, order_id, key_hash, wanted, fp_hash, request.label, now, network
+                tx, license_id, key_hash, wanted, fp_hash, request.label, now, network
             )
 
         outcome = run_transaction(self.store.db, work)
@@ -233,7 +237,6 @@ class LicenseService:
         self,
         tx: Transaction,
         license_id: str,
-        order_id: str,
         key_hash: str,
         wanted: str,
         fp_hash: str,
@@ -241,11 +244,11 @@ class LicenseService:
         now: datetime,
         network: str,
     ) -> _Activation:
-        state = self.store.read(license_id, order_id, wanted, tx)
+        state = self.store.read(license_id, wanted, tx)
         if state is None or not _same_hash(state.license.key_hash, key_hash):
             return _Activation(StatusCode.NOT_FOUND)
         license_ = state.license
-        verdict = standing(license_, state.order)
+        verdict = standing(license_)
         if verdict is not StatusCode.VALID:
             return _Activation(verdict, license_)
         slots = list(state.activation_ids)
@@ -253,11 +256,9 @@ class LicenseService:
             renewed = state.activation.model_copy(
                 update={"last_seen_at": now, "label": label or state.activation.label}
             )
-            if wanted not in slots:  # self-repair should the slots ever lose it
+            if wanted not in slots:  # self-repair should the license ever lose it
                 slots.append(wanted)
-            self.store.slots.put(
-                ActivationSlots(id=license_id, activation_ids=tuple(slots), updated_at=now), tx
-            )
+                self._record_slots(tx, license_id, slots, now)
             self.store.activations.put(renewed, tx)
             self.auditor.record(
                 "license.reactivated",
@@ -307,9 +308,7 @@ class LicenseService:
             )
         slots.append(wanted)
         self.store.activations.create(activation, tx)
-        self.store.slots.put(
-            ActivationSlots(id=license_id, activation_ids=tuple(slots), updated_at=now), tx
-        )
+        self._record_slots(tx, license_id, slots, now)
         self.auditor.record(
             "license.activated",
             tx=tx,
@@ -326,7 +325,7 @@ class LicenseService:
         identity = self._identify("deactivate", request.key, network)
         if isinstance(identity, Answer):
             return identity
-        key_hash, license_id, order_id = identity
+        key_hash, license_id = identity
         fp_hash = fingerprint_hash(request.fingerprint) if request.fingerprint else None
         target = request.activation_id
         if target is None:
@@ -335,10 +334,10 @@ class LicenseService:
         now = self.clock.now()
 
         def work(tx: Transaction) -> tuple[StatusCode, LicenseState | None]:
-            state = self.store.read(license_id, order_id, target, tx)
+            state = self.store.read(license_id, target, tx)
             if state is None or not _same_hash(state.license.key_hash, key_hash):
                 return StatusCode.NOT_FOUND, None
-            verdict = standing(state.license, state.order)
+            verdict = standing(state.license)
             if verdict is not StatusCode.VALID:
                 return verdict, state
             if state.activation is None:
@@ -347,9 +346,7 @@ class LicenseService:
                 return StatusCode.FINGERPRINT_MISMATCH, state
             remaining = tuple(a for a in state.activation_ids if a != target)
             self.store.activations.delete(target, tx)
-            self.store.slots.put(
-                ActivationSlots(id=license_id, activation_ids=remaining, updated_at=now), tx
-            )
+            self._record_slots(tx, license_id, remaining, now)
             self.auditor.record(
                 "license.deactivated",
                 tx=tx,
@@ -385,7 +382,7 @@ class LicenseService:
         )
         if state is None:
             return self._refused("certificate", StatusCode.NOT_FOUND, network, key_hash=key_hash)
-        verdict = standing(state.license, state.order)
+        verdict = standing(state.license)
         if verdict is not StatusCode.VALID:
             return self._refused("certificate", verdict, network, license_=state.license)
         now = self.clock.now()
@@ -452,14 +449,14 @@ class LicenseService:
             cert_activation_id: str = payload["activation_id"]
             state = self._limited(
                 self._key_limits(f"license:{cert_license_id}", network),
-                lambda: self.store.read(cert_license_id, None, cert_activation_id),
+                lambda: self.store.read(cert_license_id, cert_activation_id),
                 network=network,
                 license_id=cert_license_id,
             )
             if state is None:
                 return self._refused("updates", StatusCode.NOT_FOUND, network)
             needs_activation = True
-        verdict = standing(state.license, state.order)
+        verdict = standing(state.license)
         if verdict is not StatusCode.VALID:  # refunded, disputed, revoked: no links
             return self._refused("updates", verdict, network, license_=state.license)
         if needs_activation and state.activation is None:
@@ -544,32 +541,30 @@ class LicenseService:
         except InvalidLicenseKey:
             return None
 
-    def _identify(
-        self, operation: str, raw_key: str, network: str
-    ) -> tuple[str, str, str] | Answer:
-        """(key hash, license id, order id) of a key, counted against the key's and the
-        network's limits; or the answer that refuses it (typo, unknown key)."""
+    def _identify(self, operation: str, raw_key: str, network: str) -> tuple[str, str] | Answer:
+        """(key hash, license id) of a key, counted against the key's and the network's
+        limits; or the answer that refuses it (typo, unknown key)."""
         key_hash = self._key_hash(raw_key)
         if key_hash is None:
             return self._invalid_key(operation, network)
-        identity = self._limited(
+        license_id = self._limited(
             self._key_limits(f"key:{key_hash}", network),
             lambda: self.store.identify(key_hash),
             network=network,
             key_hash=key_hash,
         )
-        if identity is None:
+        if license_id is None:
             return self._refused(operation, StatusCode.NOT_FOUND, network, key_hash=key_hash)
-        license_id, order_id = identity
-        return key_hash, license_id, order_id
+        return key_hash, license_id
 
     def _invalid_key(self, operation: str, network: str) -> Answer:
         """A typo costs no lookup, but still counts against the client's network."""
         limits = [(f"license:net:{network}", self.settings.license_rate_limit_per_network)]
         windows = self._windows(limits)
         own_hits = self.counter.hit(windows)
-        counters = self.store.read_documents([window.ref for window in windows])
-        self._check_counted(limits, windows, own_hits, counters, network)
+        unknown = self.counter.needs_reading(windows)
+        self.counter.learn(unknown, self.store.read_documents([w.ref for w in unknown]))
+        self._check_counted(limits, windows, own_hits, network)
         return self._refused(operation, StatusCode.INVALID_KEY, network)
 
     def _key_limits(self, credential_bucket: str, network: str) -> list[tuple[str, int]]:
@@ -595,17 +590,24 @@ class LicenseService:
         license_id: str | None = None,
     ) -> T:
         """Count the rate limits (in the background, like validate, so every operation
-        sees the same counts) and read their counters while `read` (read-only work)
-        runs; raise RateLimited if any bucket is over its limit, whatever `read` found."""
+        sees the same counts), reading the counters this instance has no fresh view of
+        while `read` (read-only work) runs; raise RateLimited if any bucket is over its
+        limit, whatever `read` found."""
         windows = self._windows(limits)
         own_hits = self.counter.hit(windows)
-        counted = self.pool.submit(self.store.read_documents, [w.ref for w in windows])
+        unknown = self.counter.needs_reading(windows)
+        counted = (
+            self.pool.submit(self.store.read_documents, [w.ref for w in unknown])
+            if unknown
+            else None
+        )
         try:
             result = read()
         finally:
-            counters = counted.result()
+            if counted is not None:
+                self.counter.learn(unknown, counted.result())
         self._check_counted(
-            limits, windows, own_hits, counters, network, key_hash=key_hash, license_id=license_id
+            limits, windows, own_hits, network, key_hash=key_hash, license_id=license_id
         )
         return result
 
@@ -617,13 +619,12 @@ class LicenseService:
         limits: Sequence[tuple[str, int]],
         windows: Sequence[RateWindow],
         own_hits: Sequence[int],
-        counters: Sequence[Mapping[str, Any] | None],
         network: str,
         *,
         key_hash: str | None = None,
         license_id: str | None = None,
     ) -> None:
-        decisions = self.counter.decide(windows, own_hits, counters)
+        decisions = self.counter.decide(windows, own_hits)
         self._check(
             limits,
             decisions,
@@ -686,6 +687,15 @@ class LicenseService:
             extra={"event": "license.rate_limited", "license_id": license_id},
         )
         raise RateLimited(max(decision.retry_after_seconds for _, _, decision in refused))
+
+    def _record_slots(
+        self, tx: Transaction, license_id: str, slots: Sequence[str], now: datetime
+    ) -> None:
+        """The license's machine ids, rewritten in the activation's transaction (the
+        license was read in it, so concurrent activations serialise on it)."""
+        self.store.licenses.update(
+            license_id, {"activation_ids": list(slots), "updated_at": now}, tx
+        )
 
     def _touch_if_due(self, activation: Activation) -> None:
         now = self.clock.now()

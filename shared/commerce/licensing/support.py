@@ -16,7 +16,7 @@ from commerce.domain.models import EmailJobKind, License, LicenseStatus, derived
 from commerce.domain.orders import OrderState, can_transition, transition
 from commerce.errors import Conflict, NotFound
 from commerce.grants import new_email_job
-from commerce.licensing.models import Activation, ActivationSlots
+from commerce.licensing.models import Activation
 from commerce.logs import get_logger
 from commerce.repositories import run_transaction
 
@@ -98,8 +98,7 @@ class LicenseSupport:
         return [self.summary(license_) for license_ in sorted(found, key=lambda x: x.created_at)]
 
     def summary(self, license_: License) -> LicenseSummary:
-        state = self.store.read(license_.id, license_.order_id, None)
-        order = state.order if state is not None else None
+        order = self.store.orders.get(license_.order_id)
         email_masked = order.email_masked if order is not None else None
         if email_masked is None and license_.customer_id:
             customer = self.customers.get(license_.customer_id)
@@ -113,7 +112,7 @@ class LicenseSupport:
             order_id=license_.order_id,
             order_state=order.state.value if order is not None else None,
             email_masked=email_masked,
-            activations_used=len(state.activation_ids) if state is not None else 0,
+            activations_used=len(license_.activation_ids),
             activation_limit=license_.activation_limit,
             created_at=license_.created_at,
         )
@@ -129,7 +128,8 @@ class LicenseSupport:
 
         def work(tx: Transaction) -> int:
             license_ = self._license(license_id, tx)
-            removed = self._clear_activations(tx, license_, now)
+            removed = self._clear_activations(tx, license_)
+            self.store.licenses.update(license_id, {"activation_ids": [], "updated_at": now}, tx)
             self.auditor.record(
                 "license.activations_reset",
                 tx=tx,
@@ -149,15 +149,20 @@ class LicenseSupport:
         def work(tx: Transaction) -> License:
             license_ = self._license(license_id, tx)
             order = self.store.orders.get(license_.order_id, tx)
-            self.store.licenses.update(
-                license_id,
-                {"status": LicenseStatus.REVOKED, "status_reason": reason, "updated_at": now},
-                tx,
-            )
             order_state = order.state if order is not None else None
             if order is not None and can_transition(order.state, OrderState.REVOKED):
                 order_state = transition(order.state, OrderState.REVOKED)
                 self.store.orders.update(order.id, {"state": order_state, "updated_at": now}, tx)
+            self.store.licenses.update(
+                license_id,
+                {
+                    "status": LicenseStatus.REVOKED,
+                    "status_reason": reason,
+                    "order_state": order_state or license_.order_state,  # the mirror
+                    "updated_at": now,
+                },
+                tx,
+            )
             self.auditor.record(
                 "license.revoked",
                 tx=tx,
@@ -185,18 +190,17 @@ class LicenseSupport:
                 raise Conflict("A revoked license cannot be re-issued.")
             generation = license_.generation + 1
             issued = self.keys.issue_key(license_id, generation)
-            removed = 0 if keep_activations else self._clear_activations(tx, license_, now)
-            self.store.licenses.update(
-                license_id,
-                {
-                    "key_hash": issued.key_hash,
-                    "key_hint": issued.key_hint,
-                    "generation": generation,
-                    "secret_id": issued.secret_id,
-                    "updated_at": now,
-                },
-                tx,
-            )
+            removed = 0 if keep_activations else self._clear_activations(tx, license_)
+            changes: dict[str, object] = {
+                "key_hash": issued.key_hash,
+                "key_hint": issued.key_hint,
+                "generation": generation,
+                "secret_id": issued.secret_id,
+                "updated_at": now,
+            }
+            if not keep_activations:
+                changes["activation_ids"] = []
+            self.store.licenses.update(license_id, changes, tx)
             job_id: str | None = None
             if license_.customer_id:
                 job_id = reissue_job_id(license_id, generation)
@@ -251,12 +255,11 @@ class LicenseSupport:
             raise LicenseUnknown(f"No license {license_id}.")
         return found
 
-    def _clear_activations(self, tx: Transaction, license_: License, now: datetime) -> int:
-        """Delete every activation of the license (reads first, then writes)."""
-        slots = self.store.slots.get(license_.id, tx)
+    def _clear_activations(self, tx: Transaction, license_: License) -> int:
+        """Delete every activation of the license (reads first, then writes); the caller
+        empties the license's `activation_ids` in the same transaction."""
         strays = self.store.activations.where("license_id", "==", license_.id, tx=tx)
-        ids = set(slots.activation_ids if slots is not None else ()) | {a.id for a in strays}
+        ids = set(license_.activation_ids) | {a.id for a in strays}
         for activation_id in sorted(ids):
             self.store.activations.delete(activation_id, tx)
-        self.store.slots.put(ActivationSlots(id=license_.id, updated_at=now), tx)
         return len(ids)

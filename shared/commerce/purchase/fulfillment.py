@@ -307,6 +307,7 @@ class Fulfillment:
                 product_id=self.settings.product_id,
                 channel=DEFAULT_CHANNEL,
                 activation_limit=self.settings.license_activation_limit,
+                order_state=state,
                 created_at=now,
                 updated_at=now,
             ),
@@ -457,22 +458,41 @@ class Fulfillment:
         license_: License | None,
         reason: str,
         event_id: str,
+        order_state: OrderState | None,
     ) -> None:
-        """Revoke the order's license if it has one (read by the caller, before any write)."""
-        if license_ is not None and license_.status is not LicenseStatus.REVOKED:
-            self.licenses.update(
-                license_.id,
-                {"status": LicenseStatus.REVOKED, "status_reason": reason, "updated_at": now},
-                tx,
-            )
-            self.auditor.record(
-                "license.revoked",
-                tx=tx,
-                order_id=session_id,
-                license_id=license_.id,
-                event_id=event_id,
-                reason=reason,
-            )
+        """Revoke the order's license if it has one (read by the caller, before any write)
+        and mirror the order's new state on it."""
+        if license_ is None:
+            return
+        if license_.status is LicenseStatus.REVOKED:
+            self._mirror_order_state(tx, now, license_, order_state)
+            return
+        self.licenses.update(
+            license_.id,
+            {
+                "status": LicenseStatus.REVOKED,
+                "status_reason": reason,
+                "order_state": order_state or license_.order_state,
+                "updated_at": now,
+            },
+            tx,
+        )
+        self.auditor.record(
+            "license.revoked",
+            tx=tx,
+            order_id=session_id,
+            license_id=license_.id,
+            event_id=event_id,
+            reason=reason,
+        )
+
+    def _mirror_order_state(
+        self, tx: Transaction, now: datetime, license_: License | None, state: OrderState | None
+    ) -> None:
+        """Keep `License.order_state` equal to the order's state (license decisions read
+        the license alone); called in the transaction that changes the order."""
+        if license_ is not None and state is not None and license_.order_state is not state:
+            self.licenses.update(license_.id, {"order_state": state, "updated_at": now}, tx)
 
     def _revoke_grants(self, tx: Transaction, grants_hashes: list[str]) -> None:
         for token_hash in grants_hashes:
@@ -526,7 +546,7 @@ class Fulfillment:
                 new_state = transition(state, OrderState.REFUNDED)
             base = order or self._placeholder_order(session_id, OrderState.REFUNDED, now)
             self.orders.put(base.model_copy(update={**common, "state": new_state}), tx)
-            self._revoke_license(tx, now, session_id, license_, "refund", ledger_id)
+            self._revoke_license(tx, now, session_id, license_, "refund", ledger_id, new_state)
             active_grants = [g.token_hash for g in grants if not g.revoked]
             self._revoke_grants(tx, active_grants)
             self.auditor.record(
@@ -570,10 +590,13 @@ class Fulfillment:
                     {
                         "status": LicenseStatus.SUSPENDED,
                         "status_reason": "dispute",
+                        "order_state": OrderState.DISPUTED,
                         "updated_at": now,
                     },
                     tx,
                 )
+            else:
+                self._mirror_order_state(tx, now, license_, OrderState.DISPUTED)
             self.auditor.record(
                 "order.disputed",
                 tx=tx,
@@ -613,9 +636,16 @@ class Fulfillment:
                 if license_ is not None and license_.status is LicenseStatus.SUSPENDED:
                     self.licenses.update(
                         license_id,
-                        {"status": LicenseStatus.ACTIVE, "status_reason": None, "updated_at": now},
+                        {
+                            "status": LicenseStatus.ACTIVE,
+                            "status_reason": None,
+                            "order_state": OrderState.FULFILLED,
+                            "updated_at": now,
+                        },
                         tx,
                     )
+                else:
+                    self._mirror_order_state(tx, now, license_, OrderState.FULFILLED)
                 self.auditor.record(
                     "order.dispute_won",
                     tx=tx,
@@ -634,7 +664,7 @@ class Fulfillment:
                 ),
                 tx,
             )
-            self._revoke_license(tx, now, session_id, license_, "dispute_lost", ledger_id)
+            self._revoke_license(tx, now, session_id, license_, "dispute_lost", ledger_id, revoked)
             self._revoke_grants(tx, [g.token_hash for g in grants if not g.revoked])
             self.auditor.record(
                 "order.dispute_lost",

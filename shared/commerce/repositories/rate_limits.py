@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from google.cloud import firestore
 
 from commerce.repositories.base import Transaction, run_transaction
+from commerce.repositories.transactions import read_documents
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,8 @@ class RateLimitRepository:
         )
 
         def count_one(tx: Transaction) -> RateDecision:
-            snapshot = ref.get(transaction=tx)
-            count = int((snapshot.to_dict() or {}).get("count", 0)) if snapshot.exists else 0
+            data = read_documents(self.db, [ref], tx).get(ref._document_path)
+            count = int((data or {}).get("count", 0))
             if count >= limit:
                 return RateDecision(False, count, max(1, retry_after))
             tx.set(ref, {"count": count + 1, "expires_at": expires_at})
@@ -97,13 +98,20 @@ class RateLimitRepository:
         results = batch.commit()
         return [int(result.transform_results[0].integer_value) for result in results]
 
-    def add_hits(self, hits: Sequence[tuple[RateWindow, int]], *, counter_id: str) -> None:
+    def add_hits(
+        self, hits: Sequence[tuple[RateWindow, int]], *, counter_id: str
+    ) -> list[tuple[int, int]]:
         """Add `n` hits to each window with ONE batched write (no read, no transaction),
         also under `by_counter.<counter_id>`, so a reader of the document can tell the
         hits one counter already committed from everybody else's (see
-        `commerce.ratelimit.DeferredCounter`). `count` stays the total of all hits."""
+        `commerce.ratelimit.DeferredCounter`). `count` stays the total of all hits.
+
+        Returns, per window, (`count`, `by_counter.<counter_id>`) right after this write,
+        as Firestore reports the results of the increments: what every counter has
+        written so far, without a read."""
         if not hits:
-            return
+            return []
+        own_field = f"by_counter.{counter_id}"
         batch = self.db.batch()
         for window, n in hits:
             batch.set(
@@ -115,4 +123,16 @@ class RateLimitRepository:
                 },
                 merge=True,
             )
-        batch.commit()
+        writes = list(batch._write_pbs)  # the batch forgets them on commit
+        results = batch.commit()
+        after = []
+        for write, result in zip(writes, results, strict=True):
+            # Each increment's result, matched to its field by the write's own transforms.
+            values = {
+                transform.field_path: int(value.integer_value)
+                for transform, value in zip(
+                    write.update_transforms, result.transform_results, strict=True
+                )
+            }
+            after.append((values["count"], values[own_field]))
+        return after
