@@ -106,13 +106,14 @@ def main() -> None:
         baseline_ref.set({"n": 0})
 
         def baseline(_: int) -> None:
-            from commerce.repositories import run_transaction
+            from google.cloud import firestore
 
+            @firestore.transactional  # the library's own transaction: begin, read, commit
             def work(tx: Any) -> None:
                 snapshot = baseline_ref.get(transaction=tx)
                 tx.set(baseline_ref, {"n": int((snapshot.to_dict() or {})["n"]) + 1})
 
-            run_transaction(container.db, work)
+            work(container.db.transaction())
             store.signed_url(object_name, download_name="genx.tar.gz")
 
         offset = 20
