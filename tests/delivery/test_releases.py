@@ -183,10 +183,17 @@ def test_cli_publishes_lists_yanks_and_verifies(
     cli: CliRunner, container: Container, tmp_path: Path
 ) -> None:
     files = [str(p) for p in artifact_files(tmp_path / "dist", "1.2.0")]
+    notes = tmp_path / "NOTES.txt"
+    notes.write_text("Fixes the crash on start.\n", encoding="utf-8")
 
-    published = cli.invoke(app, ["release", "publish", *files, "--version", "1.2.0"])
+    published = cli.invoke(
+        app, ["release", "publish", *files, "--version", "1.2.0", "--notes-file", str(notes)]
+    )
     assert published.exit_code == 0, published.output
     assert "published 1.2.0" in published.output
+    stored = container.publisher.releases.get("1.2.0")
+    assert stored is not None
+    assert stored.notes == "Fixes the crash on start."
 
     again = cli.invoke(app, ["release", "publish", *files, "--version", "1.2.0"])
     assert again.exit_code == 1

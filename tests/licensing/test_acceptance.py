@@ -64,7 +64,9 @@ def shop(
     container.download_service.release_cache_seconds = 0
     container.publisher.publish(artifacts(tmp_path / "1.0.0", "1.0.0"), "1.0.0")
     clock.advance(days=30)
-    container.publisher.publish(artifacts(tmp_path / "1.1.0", "1.1.0"), "1.1.0")
+    container.publisher.publish(
+        artifacts(tmp_path / "1.1.0", "1.1.0"), "1.1.0", notes="Faster rendering.\n"
+    )
     use_container(container)
     yield container
     use_container(None)
@@ -151,6 +153,7 @@ def test_the_plugin_activates_verifies_offline_updates_and_sees_a_refund(
     assert offer["update_available"] is True
     update = offer["update"]
     assert update["version"] == "1.1.0"
+    assert update["notes"] == "Faster rendering."  # as published, in the signed answer
     manifest_bytes = update["manifest"].encode()
     assert verify(
         public_key_from_b64(plugin.public_key_b64), manifest_bytes, update["manifest_signature"]

@@ -27,6 +27,16 @@ def publish(
     files: Annotated[list[Path], typer.Argument(help="genx-<version>-<platform>.<ext> files")],
     version: Annotated[str, typer.Option("--version", help="Semantic version, e.g. 1.2.0")],
     channel: Annotated[str, typer.Option("--channel", help="stable or beta")] = "stable",
+    notes_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--notes-file",
+            help="Plain-text release notes, shown by the plugin's update check.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ] = None,
 ) -> None:
     """Upload files, verify them, write the release record and the signed manifest."""
     from rich.progress import (
@@ -53,7 +63,13 @@ def publish(
             return lambda n: bar.advance(task, n)
 
         try:
-            release = container.publisher.publish(files, version, channel, progress=progress_for)
+            release = container.publisher.publish(
+                files,
+                version,
+                channel,
+                notes=notes_file.read_text(encoding="utf-8") if notes_file else None,
+                progress=progress_for,
+            )
         except CommerceError as error:
             raise _fail(error) from None
     typer.echo(f"published {release.version} ({release.channel}), manifest signed")

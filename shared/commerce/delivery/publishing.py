@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from commerce.delivery.releases import (
     CHANNELS,
+    MAX_NOTES_CHARS,
     InvalidRelease,
     Release,
     ReleaseFile,
@@ -104,11 +105,15 @@ class Publisher:
         version: str,
         channel: str = "stable",
         *,
+        notes: str | None = None,
         progress: Callable[[LocalFile], Progress] | None = None,
     ) -> Release:
         SemVer.parse(version)
         if channel not in CHANNELS:
             raise InvalidRelease(f"channel must be one of {', '.join(CHANNELS)}")
+        notes = notes.strip() if notes else None
+        if notes is not None and len(notes) > MAX_NOTES_CHARS:
+            raise InvalidRelease(f"release notes are limited to {MAX_NOTES_CHARS} characters")
         files = inspect_files(paths, version)
         if self.releases.get(version) is not None or self.store.exists(
             manifest_object_name(version)
@@ -150,6 +155,7 @@ class Publisher:
             published_at=published_at,
             manifest_sha256=hashlib.sha256(body).hexdigest(),
             signature=signature,
+            notes=notes or None,
         )
         try:
             self.releases.create(release)

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from commerce.errors import InvalidRequest
 
@@ -103,6 +103,9 @@ class ReleaseFile(BaseModel):
     object_name: str
 
 
+MAX_NOTES_CHARS = 10_000
+
+
 class Release(BaseModel):
     """Stored in `releases/{version}`."""
 
@@ -117,6 +120,10 @@ class Release(BaseModel):
     yanked_at: datetime | None = None
     manifest_sha256: str = ""
     signature: str = ""  # base64url Ed25519 over the manifest bytes
+    # What changed, as the seller wrote it (plain text; shown by the plugin's update
+    # check). Not part of the signed manifest; the license API's answers that carry it
+    # are signed as a whole.
+    notes: str | None = Field(default=None, max_length=MAX_NOTES_CHARS)
 
     def file_for(self, platform: str) -> ReleaseFile | None:
         return next((f for f in self.files if f.platform == platform), None)

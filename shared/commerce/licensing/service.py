@@ -486,7 +486,7 @@ class LicenseService:
             "version": offer.version,
             "channel": offer.channel,
             "published_at": unix(offer.published_at),
-            "notes": _release_notes(offer),
+            "notes": offer.notes,
             "file": {
                 "name": file.name,
                 "platform": file.platform,
@@ -746,11 +746,6 @@ def _activation_for(fp_hash: str | None) -> Callable[[str], str | None]:
 
 def _same_hash(left: str, right: str) -> bool:
     return hmac.compare_digest(left.encode(), right.encode())
-
-
-def _release_notes(release: Release) -> str | None:
-    notes = getattr(release, "notes", None)  # not (yet) part of the delivery model
-    return notes if isinstance(notes, str) and notes else None
 
 
 def _manifest_text(release: Release) -> str | None:
