@@ -20,16 +20,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from commerce.delivery.email_content import (
-    DownloadLine,
-    EmailContent,
-    LicenseLine,
-    ReceiptLine,
-    format_amount,
-    format_date,
-    pick_locale,
-    render,
-)
 from commerce.delivery.mailers import Mailer, MailPermanent, MailTransient, OutgoingEmail
 from commerce.delivery.releases import latest
 from commerce.domain.models import EmailJob, EmailJobState
@@ -268,6 +258,18 @@ class EmailWorker:
 
     # -- the message ----------------------------------------------------------------
     def compose(self, job: EmailJob) -> OutgoingEmail:
+        # Imported here: the sweeper and duplicate or unknown deliveries render nothing.
+        from commerce.delivery.email_content import (
+            DownloadLine,
+            EmailContent,
+            LicenseLine,
+            ReceiptLine,
+            format_amount,
+            format_date,
+            pick_locale,
+            render,
+        )
+
         customer = self.customers.get(job.customer_id)
         if customer is None:
             raise EmailContentUnavailable("the job's customer does not exist")

@@ -8,7 +8,6 @@ other HTTP 4xx) marks the job failed.
 
 from __future__ import annotations
 
-import smtplib
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
@@ -77,6 +76,8 @@ class SmtpMailer:
         self.timeout = timeout
 
     def send(self, message: OutgoingEmail) -> str:
+        import smtplib  # only the worker that sends loads it (not the sweeper)
+
         check_address(message.to)
         mime = to_mime(message)
         try:

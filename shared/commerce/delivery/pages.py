@@ -14,8 +14,6 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from commerce.grants import download_link
-
 if TYPE_CHECKING:  # send_email imports this module too; it needs no download service
     from commerce.delivery.download import Listing
 
@@ -30,7 +28,8 @@ _TOKEN_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 class EmailTaskRequest(BaseModel):
     """The body Cloud Tasks posts to `send_email`: ids only."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Validator built on first use: the download function imports this module too.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     job_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,200}$")
 
@@ -52,6 +51,10 @@ def retry_count(header: str | None) -> int:
 
 
 def file_link(base_url: str, token: str, platform: str) -> str:
+    # Imported here: a redirect (the usual request) needs no link, and commerce.grants
+    # brings the key service with it.
+    from commerce.grants import download_link
+
     return f"{download_link(base_url, token)}?platform={quote(platform, safe='')}"
 
 
