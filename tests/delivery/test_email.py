@@ -33,7 +33,7 @@ from commerce.delivery.releases import Release
 from commerce.domain.models import EmailJob, EmailJobState
 from commerce.errors import TransientFailure
 from commerce.grants import download_link
-from tests.delivery.conftest import PUBLIC_BASE, Bought, SmtpSink
+from tests.delivery.conftest import PUBLIC_BASE, Bought, SmtpSink, artifact_files
 from tests.support import factories
 
 
@@ -126,6 +126,22 @@ def test_fulfillment_email_through_smtp_contains_receipt_key_link_and_checksums(
     assert job is not None
     assert job.state is EmailJobState.SENT
     assert job.attempts == 1
+
+
+def test_the_checksums_are_those_of_the_release_the_link_serves(
+    smtp_container: Container, smtp_sink: SmtpSink, release: Release, bought: Bought, tmp_path
+) -> None:
+    # A newer major the license is not entitled to: its link serves 1.x, so must the mail.
+    assert bought.purchase.license is not None
+    assert bought.purchase.license.entitled_major_versions == (1,)
+    newer = smtp_container.publisher.publish(artifact_files(tmp_path / "two", "2.0.0"), "2.0.0")
+    smtp_container.email_jobs.put(pending_job(bought))
+
+    assert smtp_container.email_worker.deliver("email_job_1").state == "sent"
+
+    raw = smtp_sink.texts()[0]
+    assert all(file.sha256 in raw for file in release.files)
+    assert not any(file.sha256 in raw for file in newer.files)
 
 
 def test_a_task_delivered_twice_sends_once(

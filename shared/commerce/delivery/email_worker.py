@@ -286,7 +286,9 @@ class EmailWorker:
                 )
             )
         licenses = []
+        entitled: dict[str, tuple[int, ...]] = {}  # license id -> major versions
         for license_ in self.licenses.get_many(list(job.license_ids)):
+            entitled[license_.id] = license_.entitled_major_versions
             try:
                 key = self.keys.key_for(license_.id, license_.generation, license_.secret_id)
             except LookupError:
@@ -295,11 +297,13 @@ class EmailWorker:
                 ) from None
             licenses.append(LicenseLine(key=key))
         downloads = []
+        linked: list[str] = []  # the licenses the links serve
         for token_id in job.download_token_ids:
             grant = self.grants.by_token_id(token_id)
             if grant is None:
                 raise EmailContentUnavailable("a download grant of the job does not exist")
             channel = grant.channel
+            linked.append(grant.license_id)
             token = self.keys.token_for(grant.token_id, grant.secret_id or None)
             downloads.append(
                 DownloadLine(
@@ -320,7 +324,9 @@ class EmailWorker:
             receipts=tuple(receipts),
             licenses=tuple(licenses),
             downloads=tuple(downloads),
-            release=latest(self.releases.in_channel(channel), channel),
+            release=latest(
+                self.releases.in_channel(channel), channel, self._majors(linked, entitled)
+            ),
         )
         rendered = render(content)
         return OutgoingEmail(
@@ -334,6 +340,18 @@ class EmailWorker:
         )
 
     # -- sweeper and operator commands ------------------------------------------------
+
+    def _majors(self, linked: list[str], entitled: dict[str, tuple[int, ...]]) -> set[int] | None:
+        """The major versions the e-mail's links serve (a download link serves only its
+        license's), so the checksums shown are those of the files the links deliver;
+        None (any major) when the e-mail has no link."""
+        missing = [license_id for license_id in linked if license_id not in entitled]
+        for license_ in self.licenses.get_many(missing):
+            entitled[license_.id] = license_.entitled_major_versions
+        if not linked:
+            return None
+        return {major for license_id in linked for major in entitled.get(license_id, ())}
+
     def sweep(self) -> list[str]:
         """Re-enqueue jobs left pending (enqueue failed) or sending (worker died)."""
         cutoff = self.clock.now() - self.stale_after
