@@ -342,7 +342,7 @@ def main() -> None:
         "",
         f"Target: each function within {TARGET}x of its baseline. `download` never imports "
         "stripe, sendgrid or the Tasks client (checked by "
-        "tests/delivery/test_functions.py).",
+        "tests/delivery/test_cold_start_imports.py).",
         "",
         HISTORY,
     ]

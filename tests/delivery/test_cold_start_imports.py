@@ -41,6 +41,7 @@ _NEVER_WITHOUT_SENDING = (
     "stripe",
     "sendgrid",
     "google.cloud.tasks_v2",
+    "google.cloud.tasks",
     "smtplib",
     "commerce.delivery.email_content",
 )

@@ -3,12 +3,7 @@ fresh interpreter (to see what the download function imports)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,9 +13,8 @@ from commerce.bootstrap import Container, use_container
 from commerce.delivery.releases import Release
 from commerce.domain.models import EmailJobState
 from commerce.domain.orders import OrderState
-from tests.delivery.conftest import PUBLIC_BASE, Bought, store_purchase
+from tests.delivery.conftest import PUBLIC_BASE, Bought
 from tests.support import factories
-from tests.support.emulators import TEST_BUCKET, TEST_PROJECT
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN = str(ROOT / "functions" / "main.py")
@@ -138,46 +132,3 @@ def test_email_sweeper_function_requeues_stale_jobs(
     stored = installed.email_jobs.get("email_stale_one")
     assert stored is not None
     assert stored.state is EmailJobState.PENDING
-
-
-_PROBE = """
-import json, sys
-from functions_framework import create_app
-client = create_app("download", sys.argv[1]).test_client()
-response = client.get(sys.argv[2])
-heavy = [m for m in ("stripe", "sendgrid", "google.cloud.tasks_v2", "google.cloud.tasks")
-         if m in sys.modules]
-print(json.dumps({"status": response.status_code, "heavy": heavy}))
-"""
-
-
-def test_download_function_imports_neither_stripe_nor_sendgrid_nor_the_tasks_client(
-    container: Container, release: Release, url_signer_file: str
-) -> None:
-    # The child process runs on the system clock: issue the link now.
-    fresh = factories.purchase(container.keys, OrderState.FULFILLED, now=datetime.now(UTC))
-    store_purchase(container, fresh)
-    env = {
-        **os.environ,
-        "ENVIRONMENT": "local",
-        "GCP_PROJECT": TEST_PROJECT,
-        "STOREFRONT_URL": "http://shop.test",
-        "PUBLIC_BASE_URL": PUBLIC_BASE,
-        "ARTIFACTS_BUCKET": TEST_BUCKET,
-        "URL_SIGNING_KEY_FILE": url_signer_file,
-        "SECRETS_BACKEND": "env",
-        "PYTHONPATH": str(ROOT),
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", _PROBE, MAIN, f"/d/{fresh.tokens[0]}?platform=linux-x86_64"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stderr[-2000:]
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
-    assert outcome == {"status": 302, "heavy": []}
