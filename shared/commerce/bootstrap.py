@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         RateLimitRepository,
         WebhookEventRepository,
     )
+    from commerce.rotation import PepperRotation
     from commerce.signing import Signer
 
 
@@ -330,6 +331,21 @@ class Container:
             email_jobs=self.email_jobs,
             auditor=self.auditor,
             email_queue=lambda: self.email_queue,
+        )
+
+    def pepper_rotation(self, new_pepper: bytes) -> PepperRotation:
+        """The migration to a new license-key pepper (an operator command, not a function)."""
+        from commerce.rotation import PepperRotation
+
+        return PepperRotation(
+            keys=self.keys,
+            new_pepper=new_pepper,
+            licenses=self.licenses,
+            customers=self.customers,
+            orders=self.orders,
+            email_jobs=self.email_jobs,
+            auditor=self.auditor,
+            clock=self.clock,
         )
 
 

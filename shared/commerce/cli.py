@@ -11,10 +11,12 @@ import typer
 from commerce.delivery.cli import emails_app, release_app
 from commerce.licensing.cli import license_app
 from commerce.purchase.cli import reconcile
+from commerce.rotation_cli import keys_app
 
 app = typer.Typer(help="GENX commerce operator tools.", no_args_is_help=True)
 
 app.add_typer(release_app, name="release")
 app.add_typer(emails_app, name="emails")
 app.add_typer(license_app, name="license")
+app.add_typer(keys_app, name="keys")
 app.command("reconcile")(reconcile)

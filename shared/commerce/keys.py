@@ -101,9 +101,13 @@ class KeyService:
 
     def customer_id_for(self, email: str) -> str:
         """Customers are keyed by a keyed hash of the normalised address."""
-        normalized = normalize_email(email)
-        digest = hmac.new(self.material.pepper, b"customer:" + normalized.encode(), hashlib.sha256)
-        return "cus_" + digest.hexdigest()[:32]
+        return customer_id(email, self.material.pepper)
+
+
+def customer_id(email: str, pepper: bytes) -> str:
+    """`cus_` + HMAC-SHA256(pepper, "customer:" + normalised address), shortened."""
+    digest = hmac.new(pepper, b"customer:" + normalize_email(email).encode(), hashlib.sha256)
+    return "cus_" + digest.hexdigest()[:32]
 
 
 def normalize_email(email: str) -> str:

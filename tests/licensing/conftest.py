@@ -56,8 +56,10 @@ def make_settings(**overrides: Any) -> Settings:
 _BUILT: list[Container] = []
 
 
-def build_container(settings: Settings, clock: FixedClock, db: Any) -> Container:
-    built = Container(settings, clock=clock, secrets=EnvSecrets(dict(factories.TEST_SECRETS)))
+def build_container(settings: Settings, clock: FixedClock, db: Any, **secrets: str) -> Container:
+    """An instance over the test secrets (some replaced by `secrets`) and `db`."""
+    values = {**factories.TEST_SECRETS, **secrets}
+    built = Container(settings, clock=clock, secrets=EnvSecrets(values))
     built.__dict__["db"] = db
     _BUILT.append(built)
     return built

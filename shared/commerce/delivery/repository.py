@@ -29,12 +29,6 @@ class ReleaseRepository(Repository[Release]):
     collection = "releases"
     model = Release
 
-    def all(self) -> list[Release]:
-        return [
-            self.from_document(snap.id, snap.to_dict() or {})
-            for snap in self.db.collection(self.collection).stream()
-        ]
-
     def in_channel(self, channel: str) -> list[Release]:
         return self.where("channel", "==", channel)
 

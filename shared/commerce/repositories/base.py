@@ -141,6 +141,13 @@ class Repository(Generic[T]):
         else:
             self.ref(doc_id).delete()
 
+    def all(self) -> list[T]:
+        """Every document of the collection (operator tools and migrations only)."""
+        return [
+            self.from_document(snap.id, snap.to_dict() or {})
+            for snap in self.db.collection(self.collection).stream()
+        ]
+
     def where(
         self,
         field: str,

@@ -29,8 +29,8 @@ class OrderRepository(Repository[Order]):
         found = self.where("payment_intent_id", "==", payment_intent_id, limit=1, tx=tx)
         return found[0] if found else None
 
-    def by_customer(self, customer_id: str) -> list[Order]:
-        return self.where("customer_id", "==", customer_id)
+    def by_customer(self, customer_id: str, tx: Transaction | None = None) -> list[Order]:
+        return self.where("customer_id", "==", customer_id, tx=tx)
 
 
 class CustomerRepository(Repository[Customer]):
@@ -49,8 +49,8 @@ class LicenseRepository(Repository[License]):
     def by_order(self, order_id: str) -> list[License]:
         return self.where("order_id", "==", order_id)
 
-    def by_customer(self, customer_id: str) -> list[License]:
-        return self.where("customer_id", "==", customer_id)
+    def by_customer(self, customer_id: str, tx: Transaction | None = None) -> list[License]:
+        return self.where("customer_id", "==", customer_id, tx=tx)
 
 
 class DownloadTokenRepository(Repository[DownloadGrant]):
@@ -76,6 +76,9 @@ class WebhookEventRepository(Repository[WebhookEventRecord]):
 class EmailJobRepository(Repository[EmailJob]):
     collection = "email_jobs"
     model = EmailJob
+
+    def by_customer(self, customer_id: str, tx: Transaction | None = None) -> list[EmailJob]:
+        return self.where("customer_id", "==", customer_id, tx=tx)
 
     def in_state(self, state: EmailJobState, *, limit: int = 500) -> list[EmailJob]:
         return self.where("state", "==", state, limit=limit)
