@@ -464,18 +464,11 @@ class Fulfillment:
         and mirror the order's new state on it."""
         if license_ is None:
             return
-        if license_.status is LicenseStatus.REVOKED:
-            self._mirror_order_state(tx, now, license_, order_state)
+        if license_.status is LicenseStatus.REVOKED:  # revocation is final
+            self._set_license_standing(tx, now, license_, order_state)
             return
-        self.licenses.update(
-            license_.id,
-            {
-                "status": LicenseStatus.REVOKED,
-                "status_reason": reason,
-                "order_state": order_state or license_.order_state,
-                "updated_at": now,
-            },
-            tx,
+        self._set_license_standing(
+            tx, now, license_, order_state, status=LicenseStatus.REVOKED, status_reason=reason
         )
         self.auditor.record(
             "license.revoked",
@@ -486,13 +479,25 @@ class Fulfillment:
             reason=reason,
         )
 
-    def _mirror_order_state(
-        self, tx: Transaction, now: datetime, license_: License | None, state: OrderState | None
+    def _set_license_standing(
+        self,
+        tx: Transaction,
+        now: datetime,
+        license_: License | None,
+        order_state: OrderState | None,
+        **status_changes: Any,
     ) -> None:
-        """Keep `License.order_state` equal to the order's state (license decisions read
-        the license alone); called in the transaction that changes the order."""
-        if license_ is not None and state is not None and license_.order_state is not state:
-            self.licenses.update(license_.id, {"order_state": state, "updated_at": now}, tx)
+        """Write the order's new state on its license (`License.order_state`: license
+        decisions read the license alone) with any change of the license's own status,
+        in one update, in the transaction that changes the order."""
+        if license_ is None:
+            return
+        state = order_state or license_.order_state
+        if license_.order_state is state and not status_changes:
+            return
+        self.licenses.update(
+            license_.id, {**status_changes, "order_state": state, "updated_at": now}, tx
+        )
 
     def _revoke_grants(self, tx: Transaction, grants_hashes: list[str]) -> None:
         for token_hash in grants_hashes:
@@ -584,19 +589,11 @@ class Fulfillment:
                 {"state": OrderState.DISPUTED, "updated_at": now, "last_event_id": ledger_id},
                 tx,
             )
-            if license_ is not None and license_.status is LicenseStatus.ACTIVE:
-                self.licenses.update(
-                    license_id,
-                    {
-                        "status": LicenseStatus.SUSPENDED,
-                        "status_reason": "dispute",
-                        "order_state": OrderState.DISPUTED,
-                        "updated_at": now,
-                    },
-                    tx,
-                )
-            else:
-                self._mirror_order_state(tx, now, license_, OrderState.DISPUTED)
+            suspend = license_ is not None and license_.status is LicenseStatus.ACTIVE
+            suspended = {"status": LicenseStatus.SUSPENDED, "status_reason": "dispute"}
+            self._set_license_standing(
+                tx, now, license_, OrderState.DISPUTED, **(suspended if suspend else {})
+            )
             self.auditor.record(
                 "order.disputed",
                 tx=tx,
@@ -633,19 +630,11 @@ class Fulfillment:
                     },
                     tx,
                 )
-                if license_ is not None and license_.status is LicenseStatus.SUSPENDED:
-                    self.licenses.update(
-                        license_id,
-                        {
-                            "status": LicenseStatus.ACTIVE,
-                            "status_reason": None,
-                            "order_state": OrderState.FULFILLED,
-                            "updated_at": now,
-                        },
-                        tx,
-                    )
-                else:
-                    self._mirror_order_state(tx, now, license_, OrderState.FULFILLED)
+                restore = license_ is not None and license_.status is LicenseStatus.SUSPENDED
+                restored = {"status": LicenseStatus.ACTIVE, "status_reason": None}
+                self._set_license_standing(
+                    tx, now, license_, OrderState.FULFILLED, **(restored if restore else {})
+                )
                 self.auditor.record(
                     "order.dispute_won",
                     tx=tx,
