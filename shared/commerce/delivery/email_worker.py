@@ -339,8 +339,6 @@ class EmailWorker:
             job_id=job.id,
         )
 
-    # -- sweeper and operator commands ------------------------------------------------
-
     def _majors(self, linked: list[str], entitled: dict[str, tuple[int, ...]]) -> set[int] | None:
         """The major versions the e-mail's links serve (a download link serves only its
         license's), so the checksums shown are those of the files the links deliver;
@@ -352,6 +350,7 @@ class EmailWorker:
             return None
         return {major for license_id in linked for major in entitled.get(license_id, ())}
 
+    # -- sweeper and operator commands ------------------------------------------------
     def sweep(self) -> list[str]:
         """Re-enqueue jobs left pending (enqueue failed) or sending (worker died)."""
         cutoff = self.clock.now() - self.stale_after
