@@ -479,6 +479,38 @@ class Fulfillment:
             reason=reason,
         )
 
+    def _dispute_step(
+        self,
+        tx: Transaction,
+        now: datetime,
+        session_id: str,
+        license_: License | None,
+        order_state: OrderState,
+        *,
+        flip: tuple[LicenseStatus, LicenseStatus, str | None],
+        action: str,
+        ledger_id: str,
+    ) -> None:
+        """A dispute opening or being won: the order moves to `order_state`, and the
+        license, if its status is flip[0], moves to flip[1] (reason flip[2]); audited."""
+        self.orders.update(
+            session_id, {"state": order_state, "updated_at": now, "last_event_id": ledger_id}, tx
+        )
+        from_status, to_status, reason = flip
+        changes = (
+            {"status": to_status, "status_reason": reason}
+            if license_ is not None and license_.status is from_status
+            else {}
+        )
+        self._set_license_standing(tx, now, license_, order_state, **changes)
+        self.auditor.record(
+            action,
+            tx=tx,
+            order_id=session_id,
+            license_id=license_id_for(session_id),
+            event_id=ledger_id,
+        )
+
     def _set_license_standing(
         self,
         tx: Transaction,
@@ -584,22 +616,15 @@ class Fulfillment:
                 return Change(Outcome.NO_ORDER, session_id)
             if not can_transition(order.state, OrderState.DISPUTED):
                 return Change(Outcome.IGNORED, session_id)
-            self.orders.update(
-                session_id,
-                {"state": OrderState.DISPUTED, "updated_at": now, "last_event_id": ledger_id},
+            self._dispute_step(
                 tx,
-            )
-            suspend = license_ is not None and license_.status is LicenseStatus.ACTIVE
-            suspended = {"status": LicenseStatus.SUSPENDED, "status_reason": "dispute"}
-            self._set_license_standing(
-                tx, now, license_, OrderState.DISPUTED, **(suspended if suspend else {})
-            )
-            self.auditor.record(
-                "order.disputed",
-                tx=tx,
-                order_id=session_id,
-                license_id=license_id,
-                event_id=ledger_id,
+                now,
+                session_id,
+                license_,
+                OrderState.DISPUTED,
+                flip=(LicenseStatus.ACTIVE, LicenseStatus.SUSPENDED, "dispute"),
+                action="order.disputed",
+                ledger_id=ledger_id,
             )
             return Change(Outcome.DISPUTED, session_id)
 
@@ -621,26 +646,15 @@ class Fulfillment:
             if won:
                 if state is not OrderState.DISPUTED:
                     return Change(Outcome.IGNORED, session_id)
-                self.orders.update(
-                    session_id,
-                    {
-                        "state": transition(state, OrderState.FULFILLED),
-                        "updated_at": now,
-                        "last_event_id": ledger_id,
-                    },
+                self._dispute_step(
                     tx,
-                )
-                restore = license_ is not None and license_.status is LicenseStatus.SUSPENDED
-                restored = {"status": LicenseStatus.ACTIVE, "status_reason": None}
-                self._set_license_standing(
-                    tx, now, license_, OrderState.FULFILLED, **(restored if restore else {})
-                )
-                self.auditor.record(
-                    "order.dispute_won",
-                    tx=tx,
-                    order_id=session_id,
-                    license_id=license_id,
-                    event_id=ledger_id,
+                    now,
+                    session_id,
+                    license_,
+                    transition(state, OrderState.FULFILLED),
+                    flip=(LicenseStatus.SUSPENDED, LicenseStatus.ACTIVE, None),
+                    action="order.dispute_won",
+                    ledger_id=ledger_id,
                 )
                 return Change(Outcome.RESTORED, session_id)
             if not can_transition(state, OrderState.REVOKED):
