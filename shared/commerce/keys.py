@@ -43,15 +43,25 @@ class KeyService:
         self._secrets = secrets
         self.prefix = prefix
         self._material: license_keys.KeyMaterial | None = None
+        self._pepper: bytes | None = None
         self._lock = threading.Lock()
 
     @property
-    def material(self) -> license_keys.KeyMaterial:
+    def pepper(self) -> bytes:
+        """The pepper alone: hashing and recognising keys needs no derivation secret, so
+        a function that only looks keys up (license_api) never asks for one."""
         with self._lock:
-            if self._material is None:
-                pepper = decode_secret(
+            if self._pepper is None:
+                self._pepper = decode_secret(
                     self._secrets.get(SecretName.LICENSE_KEY_PEPPER), "LICENSE_KEY_PEPPER"
                 )
+            return self._pepper
+
+    @property
+    def material(self) -> license_keys.KeyMaterial:
+        pepper = self.pepper
+        with self._lock:
+            if self._material is None:
                 current = decode_secret(
                     self._secrets.get(SecretName.KEY_DERIVATION_SECRET), "KEY_DERIVATION_SECRET"
                 )
@@ -88,10 +98,10 @@ class KeyService:
 
     def hash_key(self, raw_key: str) -> str:
         """Normalise (raising InvalidLicenseKey on typos) and hash for lookup."""
-        return license_keys.hash_key(self.normalize(raw_key), self.material.pepper)
+        return license_keys.hash_key(self.normalize(raw_key), self.pepper)
 
     def key_matches(self, canonical_key: str, stored_hash: str) -> bool:
-        return license_keys.key_matches(canonical_key, stored_hash, self.material.pepper)
+        return license_keys.key_matches(canonical_key, stored_hash, self.pepper)
 
     # -- download tokens -------------------------------------------------------------
     def token_for(self, token_id: str, secret_id: str | None = None) -> str:
@@ -101,7 +111,7 @@ class KeyService:
 
     def customer_id_for(self, email: str) -> str:
         """Customers are keyed by a keyed hash of the normalised address."""
-        return customer_id(email, self.material.pepper)
+        return customer_id(email, self.pepper)
 
 
 def customer_id(email: str, pepper: bytes) -> str:

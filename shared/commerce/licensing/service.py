@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from commerce.errors import InvalidLicenseKey, RateLimited
-from commerce.grants import download_link, new_download_grant
+from commerce.grants import download_link
 from commerce.licensing.certificates import CertificatePolicy, issue_certificate, signer_key_id
 from commerce.licensing.models import (
     ActivateRequest,
@@ -47,6 +47,7 @@ from commerce.licensing.verifier import CertificateState, load_public_key, verif
 from commerce.logs import get_logger
 from commerce.ratelimit import DeferredCounter
 from commerce.repositories import run_transaction
+from commerce.update_links import random_download_grant
 
 if TYPE_CHECKING:
     from commerce.audit import Auditor
@@ -504,10 +505,10 @@ class LicenseService:
     def _download_link(
         self, license_: License, release: Release, request: UpdatesRequest, network: str
     ) -> dict[str, Any]:
-        """A FRESH short-lived grant per offer: the link carries its token, never the key."""
+        """A FRESH short-lived grant per offer: the link carries its token, never the key.
+        The token is random (commerce.update_links): no derivation secret is needed."""
         now = self.clock.now()
-        grant = new_download_grant(
-            self.keys,
+        grant, token = random_download_grant(
             order_id=license_.order_id,
             license_id=license_.id,
             channel=release.channel,
@@ -516,7 +517,6 @@ class LicenseService:
             max_redemptions=self.settings.update_link_max_redemptions,
         )
         self.download_tokens.create(grant)
-        token = self.keys.token_for(grant.token_id, grant.secret_id)
         self.auditor.record(
             "license.update_offered",
             license_id=license_.id,
@@ -704,7 +704,7 @@ class LicenseService:
 
     def _network_id(self, network: str) -> str:
         """Audit entries name a client network by a keyed hash, never the address."""
-        digest = hmac.new(self.keys.material.pepper, b"network:" + network.encode(), hashlib.sha256)
+        digest = hmac.new(self.keys.pepper, b"network:" + network.encode(), hashlib.sha256)
         return digest.hexdigest()[:16]
 
     def _refused(

@@ -112,8 +112,9 @@ locals {
       max_instances   = 10
       concurrency     = 50
       secrets         = []
-      project_roles   = ["roles/datastore.viewer"] # read-only
-      enqueues_email  = false
+      # Reads the order, and counts every poll in a rate-limit document: writes.
+      project_roles  = ["roles/datastore.user"]
+      enqueues_email = false
     }
     resend_links = {
       description = "Re-sends a customer's download links and license key by e-mail."
@@ -142,9 +143,11 @@ locals {
       min_instances   = 0
       max_instances   = 20
       concurrency     = 40
-      secrets         = concat(["signing-private-key"], local.key_material_secrets)
-      project_roles   = ["roles/datastore.user"]
-      enqueues_email  = true
+      # The pepper looks keys up; update links are random tokens, so no derivation
+      # secret, and no e-mail is ever queued from here (tests/infra/test_iam_contract.py).
+      secrets        = ["signing-private-key", "license-key-pepper"]
+      project_roles  = ["roles/datastore.user"]
+      enqueues_email = false
     }
     reconcile = {
       description = "Scheduled: compares recent Stripe sessions with orders and repairs missed fulfilments."
