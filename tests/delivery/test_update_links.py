@@ -46,7 +46,9 @@ class AskedSecrets(EnvSecrets):
 @pytest.fixture
 def license_instance(container: Container) -> Iterator[Container]:
     """A license_api instance on the same database, with only its cloud secrets."""
-    built = Container(container.settings, clock=container.clock, secrets=AskedSecrets(LICENSE_API_SECRETS))
+    built = Container(
+        container.settings, clock=container.clock, secrets=AskedSecrets(LICENSE_API_SECRETS)
+    )
     built.__dict__["db"] = container.db
     yield built
     if "license_service" in built.__dict__:
