@@ -217,7 +217,7 @@ def observed(
     stripe_double: Double,
     sendgrid: FakeSendGrid,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Observed]:
+) -> Observed:
     tmp = tmp_path_factory.mktemp("iam")
     key_file = tmp / "url-signer.json"
     key_file.write_text(json.dumps(new_service_account_key(emu.TEST_PROJECT)))
@@ -288,13 +288,19 @@ def observed(
             stripe_double.control("config", webhook_url="")
             webhook_server.shutdown()
             worker_server.shutdown()
-        yield Observed(
+            for built in [*containers.values(), setup]:
+                built.db.close()
+                built.email_queue.client.transport.close()
+            for client in storage_clients:
+                client.close()
+        result = Observed(
             {
                 name: {(op.action, op.resource) for op in ops}
                 for name, ops in recorder.by_function.items()
             },
             _resource_names(settings),
         )
+    return result
 
 
 def _resource_names(settings: Settings) -> dict[str, str]:
