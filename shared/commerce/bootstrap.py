@@ -364,6 +364,12 @@ def get_container() -> Container:
         return _container
 
 
+def has_container() -> bool:
+    """Whether a container is built or installed (the CLI configures only when not)."""
+    with _lock:
+        return _container is not None
+
+
 def use_container(container: Container | None) -> None:
     """Install a container (tests) or clear it (None) so the next call rebuilds."""
     global _container

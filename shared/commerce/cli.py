@@ -1,19 +1,26 @@
 """The `commerce` command (installed with the package): operator tools by feature.
 
 Each feature registers its own Typer group here with one line; the commands live in
-the feature's package and import their services lazily.
+the feature's package and import their services lazily. Where the commands talk to,
+exit codes and help conventions: `commerce.cli_support`.
 """
 
 from __future__ import annotations
 
-import typer
-
+from commerce.cli_support import OperatorTyper
 from commerce.delivery.cli import emails_app, release_app
 from commerce.licensing.cli import license_app
 from commerce.purchase.cli import reconcile
 from commerce.rotation_cli import keys_app
 
-app = typer.Typer(help="GENX commerce operator tools.", no_args_is_help=True)
+app = OperatorTyper(
+    help=(
+        "GENX commerce operator tools. Without ENVIRONMENT/GCP_PROJECT in the shell they "
+        "talk to the running `make dev` stack; exit codes: 0 ok, 1 failed, 2 usage, "
+        "3 configuration, 4 a service did not answer."
+    ),
+    no_args_is_help=True,
+)
 
 app.add_typer(release_app, name="release")
 app.add_typer(emails_app, name="emails")

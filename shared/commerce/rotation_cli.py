@@ -13,9 +13,10 @@ from typing import Annotated
 
 import typer
 
+from commerce.cli_support import ExitCode, OperatorTyper, Yes, confirm, container
 from commerce.errors import CommerceError
 
-keys_app = typer.Typer(help="Key material migrations.", no_args_is_help=True)
+keys_app = OperatorTyper(help="Key material migrations.", no_args_is_help=True)
 
 
 @keys_app.command("rotate-pepper")
@@ -31,22 +32,25 @@ def rotate_pepper(
         bool, typer.Option("--dry-run", help="Count what would change; change nothing.")
     ] = False,
     actor: Annotated[str, typer.Option("--actor", help="Who does this (audit trail).")] = "",
+    yes: Annotated[bool, Yes] = False,
 ) -> None:
     """Re-hash every license key and re-key every customer under a new pepper."""
-    from commerce.bootstrap import get_container
     from commerce.keys import decode_secret
 
     value = os.environ.get(new_pepper_env, "")
     if not value:
         typer.secho(f"error: set {new_pepper_env} to the new pepper", err=True, fg="red")
-        raise typer.Exit(code=2)
+        raise typer.Exit(code=ExitCode.USAGE)
+    built = container()
     try:
         new_pepper = decode_secret(value, new_pepper_env)
-        rotation = get_container().pepper_rotation(new_pepper)
+        rotation = built.pepper_rotation(new_pepper)
     except (CommerceError, ValueError) as error:
         detail = error.detail if isinstance(error, CommerceError) else str(error)
         typer.secho(f"error: {detail}", err=True, fg="red")
-        raise typer.Exit(code=2) from None
+        raise typer.Exit(code=ExitCode.USAGE) from None
+    if not dry_run:
+        confirm(built, "Re-hash every license key and re-key every customer", yes=yes)
     report = rotation.run(actor=actor or getpass.getuser(), dry_run=dry_run)
     verb = "would change" if dry_run else "changed"
     typer.echo(
@@ -57,4 +61,4 @@ def rotate_pepper(
     for problem in report.problems:
         typer.secho(f"problem: {problem}", err=True, fg="yellow")
     if report.problems:
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=ExitCode.FAILED)

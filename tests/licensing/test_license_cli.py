@@ -46,10 +46,15 @@ def test_lookup_by_key_shows_the_hint_and_masked_address_never_the_key(
     result = run("lookup", "--key", bought.key.lower())
 
     assert result.exit_code == 0, result.output
-    assert bought.license_id in result.output
-    assert "…-" + bought.key[-4:] in result.output
-    assert "b***@example.com" in result.output
-    assert "activations 1/3" in result.output
+    header = next(line for line in result.stdout.splitlines() if "activations" in line)
+    (row,) = [line for line in result.stdout.splitlines() if bought.license_id in line]
+    assert [cell.strip() for cell in header.strip("┃ ").split("┃")] == [
+        "license", "key", "status", "gen", "order", "buyer", "activations", "since",
+    ]  # fmt: skip
+    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+    assert cells[1] == "…-" + bought.key[-4:]
+    assert cells[5] == "b***@example.com"
+    assert cells[6] == "1/3"
     assert bought.key not in result.output
     assert bought.key[5:14] not in result.output  # no other group of the key either
 

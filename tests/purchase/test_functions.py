@@ -481,5 +481,5 @@ def test_the_reconcile_command_prints_what_it_repaired(container, double):
     result = CliRunner().invoke(app, ["reconcile", "--json", "--days", "1"])
 
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["repaired_sessions"] == [paid_id]
+    assert json.loads(result.stdout)["repaired_sessions"] == [paid_id]  # the banner is on stderr
     assert order_of(container, paid_id).state is OrderState.FULFILLED

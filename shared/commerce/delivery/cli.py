@@ -1,7 +1,7 @@
 """`commerce release ...` and `commerce emails ...`: operator commands of delivery.
 
-They run against whatever the environment configures (the local emulators with
-`make dev`'s variables, or Google Cloud with default credentials).
+They run against the running `make dev` stack, or whatever the environment configures
+(Google Cloud with default credentials); see `commerce.cli_support`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,23 @@ from typing import Annotated
 
 import typer
 
+from commerce.cli_support import (
+    OperatorTyper,
+    Yes,
+    confirm,
+    container,
+    fail,
+    print_json,
+    print_table,
+    table,
+    text,
+)
 from commerce.errors import CommerceError
 
-release_app = typer.Typer(help="Publish, list, yank and verify releases.", no_args_is_help=True)
-emails_app = typer.Typer(help="Inspect and re-send e-mail jobs.", no_args_is_help=True)
+release_app = OperatorTyper(help="Publish, list, yank and verify releases.", no_args_is_help=True)
+emails_app = OperatorTyper(help="Inspect and re-send e-mail jobs.", no_args_is_help=True)
 
-
-def _fail(error: CommerceError) -> typer.Exit:
-    typer.secho(f"error: {error.detail} ({error.code})", err=True, fg="red")
-    return typer.Exit(code=1)
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
 
 
 @release_app.command("publish")
@@ -32,11 +40,13 @@ def publish(
         typer.Option(
             "--notes-file",
             help="Plain-text release notes, shown by the plugin's update check.",
+            metavar="FILE",
             exists=True,
             dir_okay=False,
             readable=True,
         ),
     ] = None,
+    yes: Annotated[bool, Yes] = False,
 ) -> None:
     """Upload files, verify them, write the release record and the signed manifest."""
     from rich.progress import (
@@ -47,10 +57,10 @@ def publish(
         TransferSpeedColumn,
     )
 
-    from commerce.bootstrap import get_container
     from commerce.delivery.publishing import LocalFile
 
-    container = get_container()
+    built = container()
+    confirm(built, f"Publish {version} ({channel}) from {len(files)} file(s)", yes=yes)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -63,7 +73,7 @@ def publish(
             return lambda n: bar.advance(task, n)
 
         try:
-            release = container.publisher.publish(
+            release = built.publisher.publish(
                 files,
                 version,
                 channel,
@@ -71,99 +81,138 @@ def publish(
                 progress=progress_for,
             )
         except CommerceError as error:
-            raise _fail(error) from None
+            fail(error)
     typer.echo(f"published {release.version} ({release.channel}), manifest signed")
+    grid = table("sha256", "file", "bytes")
     for file in release.files:
-        typer.echo(f"  {file.sha256}  {file.name}  {file.size} bytes")
+        grid.add_row(file.sha256, text(file.name), str(file.size))
+    print_table(grid)
 
 
 @release_app.command("list")
-def list_releases() -> None:
+def list_releases(as_json: AsJson = False) -> None:
     """All releases, newest first."""
-    from commerce.bootstrap import get_container
-
-    releases = sorted(
-        get_container().releases.all(), key=lambda r: r.semver.sort_key(), reverse=True
-    )
+    releases = sorted(container().releases.all(), key=lambda r: r.semver.sort_key(), reverse=True)
+    if as_json:
+        print_json(
+            [
+                {
+                    "version": r.version,
+                    "channel": r.channel,
+                    "state": "yanked" if r.yanked else "live",
+                    "published_at": r.published_at.isoformat(),
+                    "platforms": [f.platform for f in r.files],
+                }
+                for r in releases
+            ]
+        )
+        return
     if not releases:
         typer.echo("no releases")
+        return
+    grid = table("version", "channel", "state", "published", "platforms")
     for release in releases:
-        state = "YANKED" if release.yanked else "live"
-        platforms = ", ".join(f.platform for f in release.files)
-        typer.echo(
-            f"{release.version:<16} {release.channel:<7} {state:<7} "
-            f"{release.published_at:%Y-%m-%d}  {platforms}"
+        grid.add_row(
+            text(release.version),
+            text(release.channel),
+            "YANKED" if release.yanked else "live",
+            f"{release.published_at:%Y-%m-%d}",
+            text(", ".join(f.platform for f in release.files)),
         )
+    print_table(grid)
 
 
 @release_app.command("yank")
-def yank(version: str) -> None:
+def yank(
+    version: Annotated[str, typer.Argument(help="The version to withdraw, e.g. 1.2.0")],
+    yes: Annotated[bool, Yes] = False,
+) -> None:
     """Hide a release from downloads (its files and manifest stay for verification)."""
-    from commerce.bootstrap import get_container
-
+    built = container()
+    confirm(built, f"Yank release {version}", yes=yes)
     try:
-        release = get_container().publisher.yank(version)
+        release = built.publisher.yank(version)
     except CommerceError as error:
-        raise _fail(error) from None
+        fail(error)
     typer.echo(f"yanked {release.version}")
 
 
 @release_app.command("verify")
 def verify_file(
-    file: Path,
+    file: Annotated[Path, typer.Argument(help="A downloaded release file")],
     public_key: Annotated[
         str | None,
         typer.Option(help="Ed25519 public key (base64url); default: the shop's own"),
     ] = None,
 ) -> None:
     """Check FILE against its release's signed manifest (exit 1 on mismatch)."""
-    from commerce.bootstrap import get_container
     from commerce.signing import public_key_from_b64
 
     key = public_key_from_b64(public_key) if public_key else None
     try:
-        ok, reason = get_container().publisher.verify_file(file, key)
+        ok, reason = container().publisher.verify_file(file, key)
     except CommerceError as error:
-        raise _fail(error) from None
+        fail(error)
     typer.secho(("OK: " if ok else "MISMATCH: ") + reason, fg="green" if ok else "red")
     if not ok:
         raise typer.Exit(code=1)
 
 
 @emails_app.command("failed")
-def failed() -> None:
+def failed(as_json: AsJson = False) -> None:
     """E-mail jobs that failed permanently or exhausted their attempts."""
-    from commerce.bootstrap import get_container
-
-    jobs = get_container().email_worker.failed()
+    jobs = container().email_worker.failed()
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": job.id,
+                    "state": job.state.value,
+                    "kind": job.kind.value,
+                    "attempts": job.attempts,
+                    "updated_at": job.updated_at.isoformat(),
+                    "last_error": job.last_error,
+                }
+                for job in jobs
+            ]
+        )
+        return
     if not jobs:
         typer.echo("no failed e-mails")
+        return
+    grid = table("job", "state", "kind", "attempts", "updated (UTC)", "last error")
     for job in jobs:
-        typer.echo(
-            f"{job.id}  {job.state.value:<6} {job.kind.value:<11} attempts={job.attempts} "
-            f"{job.updated_at:%Y-%m-%d %H:%M}  {job.last_error or ''}"
+        grid.add_row(
+            text(job.id),
+            job.state.value,
+            job.kind.value,
+            str(job.attempts),
+            f"{job.updated_at:%Y-%m-%d %H:%M}",
+            text(job.last_error or ""),
         )
+    print_table(grid)
 
 
 @emails_app.command("resend")
 def resend(
-    job_id: str,
+    job_id: Annotated[str, typer.Argument(help="The e-mail job's id (see `emails failed`)")],
     force: Annotated[bool, typer.Option(help="Also re-send a job that was sent")] = False,
+    yes: Annotated[bool, Yes] = False,
 ) -> None:
     """Reset a failed/dead job and queue it again (new task name)."""
-    from commerce.bootstrap import get_container
-
+    built = container()
+    confirm(built, f"Send e-mail job {job_id} again", yes=yes)
     try:
-        job = get_container().email_worker.resend(job_id, force=force)
+        job = built.email_worker.resend(job_id, force=force)
     except CommerceError as error:
-        raise _fail(error) from None
+        fail(error)
     typer.echo(f"queued {job.id} again")
 
 
 @emails_app.command("sweep")
-def sweep() -> None:
+def sweep(yes: Annotated[bool, Yes] = False) -> None:
     """Re-enqueue jobs left pending or sending too long (what the scheduler runs)."""
-    from commerce.bootstrap import get_container
-
-    requeued = get_container().email_worker.sweep()
+    built = container()
+    confirm(built, "Re-enqueue stuck e-mail jobs", yes=yes)
+    requeued = built.email_worker.sweep()
     typer.echo(f"re-enqueued {len(requeued)} job(s)")

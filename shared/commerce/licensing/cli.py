@@ -2,38 +2,46 @@
 
 Output shows key hints and masked addresses only. A key typed in for a look-up is
 hashed and never printed back. Changes name the operator (`--actor`, default the
-local user) in the audit trail.
+local user) in the audit trail and ask first (`--yes` skips the question).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from commerce.cli_support import (
+    ExitCode,
+    OperatorTyper,
+    Yes,
+    confirm,
+    container,
+    fail,
+    print_json,
+    print_table,
+    table,
+    text,
+)
 from commerce.errors import CommerceError
 
 if TYPE_CHECKING:
-    from commerce.licensing.support import LicenseSummary, LicenseSupport
+    from commerce.licensing.support import LicenseSupport
 
-license_app = typer.Typer(
+license_app = OperatorTyper(
     help="Support tools for licenses: look-up, activations, revoke, re-issue.",
     no_args_is_help=True,
 )
 
 Actor = Annotated[str, typer.Option("--actor", help="Who does this (for the audit trail).")]
+LicenseId = Annotated[str, typer.Argument(help="lic_... (see `license lookup`)")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
 
 
 def _support() -> LicenseSupport:
-    from commerce.bootstrap import get_container
-
-    return get_container().license_support
-
-
-def _fail(error: CommerceError) -> typer.Exit:
-    typer.secho(f"error: {error.detail} ({error.code})", err=True, fg="red")
-    return typer.Exit(code=1)
+    return container().license_support
 
 
 def _default_actor() -> str:
@@ -43,108 +51,132 @@ def _default_actor() -> str:
         return "support"
 
 
-def _print_summary(summary: LicenseSummary) -> None:
-    typer.echo(
-        f"{summary.license_id}  key …-{summary.key_hint}  {summary.status}"
-        + (f" ({summary.status_reason})" if summary.status_reason else "")
-        + f"  generation {summary.generation}"
-    )
-    typer.echo(
-        f"  order {summary.order_id} ({summary.order_state or 'missing'})"
-        f"  buyer {summary.email_masked or '-'}"
-        f"  activations {summary.activations_used}/{summary.activation_limit}"
-        f"  since {summary.created_at:%Y-%m-%d}"
-    )
-
-
 @license_app.command("lookup")
 def lookup(
     key: Annotated[str | None, typer.Option("--key", help="A key the buyer sent in.")] = None,
     email: Annotated[str | None, typer.Option("--email", help="The buyer's address.")] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Find licenses by key or by e-mail address (shows hints, never keys)."""
     if (key is None) == (email is None):
         typer.secho("give exactly one of --key or --email", err=True, fg="red")
-        raise typer.Exit(code=2)
+        raise typer.Exit(code=ExitCode.USAGE)
+    support = _support()
     try:
-        found = _support().by_key(key) if key is not None else _support().by_email(email or "")
+        found = support.by_key(key) if key is not None else support.by_email(email or "")
     except CommerceError as error:
-        raise _fail(error) from None
-    if not found:
+        fail(error)
+    if as_json:
+        print_json([dataclasses.asdict(summary) for summary in found])
+    elif found:
+        grid = table("license", "key", "status", "gen", "order", "buyer", "activations", "since")
+        for s in found:
+            grid.add_row(
+                text(s.license_id),
+                text(f"…-{s.key_hint}"),
+                text(s.status + (f" ({s.status_reason})" if s.status_reason else "")),
+                str(s.generation),
+                text(f"{s.order_id} ({s.order_state or 'missing'})"),
+                text(s.email_masked or "-"),
+                f"{s.activations_used}/{s.activation_limit}",
+                f"{s.created_at:%Y-%m-%d}",
+            )
+        print_table(grid)
+    else:
         typer.echo("no license found")
-        raise typer.Exit(code=1)
-    for summary in found:
-        _print_summary(summary)
+    if not found:
+        raise typer.Exit(code=ExitCode.FAILED)
 
 
 @license_app.command("activations")
-def activations(license_id: Annotated[str, typer.Argument(help="lic_...")]) -> None:
+def activations(license_id: LicenseId, as_json: AsJson = False) -> None:
     """The machines a license is active on."""
     try:
         found = _support().activations(license_id)
     except CommerceError as error:
-        raise _fail(error) from None
+        fail(error)
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": a.id,
+                    "label": a.label,
+                    "activated_at": a.created_at.isoformat(),
+                    "last_seen_at": a.last_seen_at.isoformat(),
+                }
+                for a in found
+            ]
+        )
+        return
     if not found:
         typer.echo("no activations")
-    for activation in found:
-        typer.echo(
-            f"{activation.id}  {activation.label or '-':<24}"
-            f"  activated {activation.created_at:%Y-%m-%d %H:%M}"
-            f"  last seen {activation.last_seen_at:%Y-%m-%d %H:%M}"
+        return
+    grid = table("activation", "label", "activated (UTC)", "last seen (UTC)")
+    for a in found:
+        grid.add_row(
+            text(a.id),
+            text(a.label or "-"),
+            f"{a.created_at:%Y-%m-%d %H:%M}",
+            f"{a.last_seen_at:%Y-%m-%d %H:%M}",
         )
+    print_table(grid)
 
 
 @license_app.command("reset-activations")
 def reset_activations(
-    license_id: Annotated[str, typer.Argument(help="lic_...")],
-    actor: Actor = "",
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+    license_id: LicenseId, actor: Actor = "", yes: Annotated[bool, Yes] = False
 ) -> None:
     """Free every activation slot (the buyer re-activates the machines in use)."""
-    if not yes:
-        typer.confirm(f"Free every activation of {license_id}?", abort=True)
+    built = container()
+    confirm(built, f"Free every activation of {license_id}", yes=yes, always=True)
     try:
-        removed = _support().reset_activations(license_id, actor=actor or _default_actor())
+        removed = built.license_support.reset_activations(
+            license_id, actor=actor or _default_actor()
+        )
     except CommerceError as error:
-        raise _fail(error) from None
+        fail(error)
     typer.echo(f"{removed} activation(s) removed from {license_id}")
 
 
 @license_app.command("revoke")
 def revoke(
-    license_id: Annotated[str, typer.Argument(help="lic_...")],
+    license_id: LicenseId,
     reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit trail).")],
     actor: Actor = "",
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+    yes: Annotated[bool, Yes] = False,
 ) -> None:
     """Revoke a license: validation answers REVOKED from the next call on."""
-    if not yes:
-        typer.confirm(f"Revoke {license_id} ({reason})?", abort=True)
+    built = container()
+    confirm(built, f"Revoke {license_id} ({reason})", yes=yes, always=True)
     try:
-        license_ = _support().revoke(license_id, reason=reason, actor=actor or _default_actor())
+        license_ = built.license_support.revoke(
+            license_id, reason=reason, actor=actor or _default_actor()
+        )
     except CommerceError as error:
-        raise _fail(error) from None
+        fail(error)
     typer.echo(f"{license_.id} revoked ({reason})")
 
 
 @license_app.command("reissue")
 def reissue(
-    license_id: Annotated[str, typer.Argument(help="lic_...")],
+    license_id: LicenseId,
     actor: Actor = "",
     keep_activations: Annotated[
         bool, typer.Option("--keep-activations", help="Keep the machines' slots.")
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+    yes: Annotated[bool, Yes] = False,
 ) -> None:
     """Issue a new key (the old one stops working) and e-mail it to the buyer."""
-    if not yes:
-        typer.confirm(f"Re-issue the key of {license_id}? The old key stops working.", abort=True)
+    built = container()
+    confirm(
+        built, f"Re-issue the key of {license_id}? The old key stops working", yes=yes, always=True
+    )
     try:
-        result = _support().reissue(
+        result = built.license_support.reissue(
             license_id, actor=actor or _default_actor(), keep_activations=keep_activations
         )
     except CommerceError as error:
-        raise _fail(error) from None
+        fail(error)
     typer.echo(
         f"{result.license_id}: new key …-{result.key_hint} (generation {result.generation}), "
         f"{result.activations_reset} activation(s) reset"

@@ -1,16 +1,17 @@
 """`commerce reconcile`: fulfil paid Checkout Sessions whose webhook was missed.
 
-Runs against whatever the environment configures (the local stack with `make dev`'s
-variables, or Google Cloud with default credentials and the live Stripe key).
+Runs against the running `make dev` stack, or whatever the environment configures
+(Google Cloud with default credentials and the live Stripe key); see
+`commerce.cli_support`.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
+from commerce.cli_support import ExitCode, Yes, confirm, container, fail, print_json
 from commerce.errors import CommerceError
 
 
@@ -18,21 +19,25 @@ def reconcile(
     days: Annotated[
         int | None,
         typer.Option(
-            "--days", min=1, max=30, help="Look back this many days (RECONCILE_LOOKBACK_DAYS)."
+            "--days",
+            min=1,
+            max=30,
+            metavar="N",
+            help="Look back this many days (RECONCILE_LOOKBACK_DAYS).",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    yes: Annotated[bool, Yes] = False,
 ) -> None:
     """List recent Checkout Sessions in Stripe and fulfil every paid one without an order."""
-    from commerce.bootstrap import get_container
-
+    built = container()
+    confirm(built, "Fulfil paid Checkout Sessions that have no order", yes=yes)
     try:
-        report = get_container().reconciler.run(days)
+        report = built.reconciler.run(days)
     except CommerceError as error:
-        typer.secho(f"error: {error.detail} ({error.code})", err=True, fg="red")
-        raise typer.Exit(code=1) from None
+        fail(error)
     if as_json:
-        typer.echo(json.dumps(report.as_dict(), indent=2))
+        print_json(report.as_dict())
     else:
         typer.echo(
             f"last {report.days} day(s): {report.examined} sessions examined, {report.paid} paid; "
@@ -42,4 +47,4 @@ def reconcile(
         for session_id in report.repaired_sessions:
             typer.echo(f"  repaired {session_id}")
     if report.failed:
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=ExitCode.FAILED)
