@@ -97,15 +97,19 @@ fmt: $(PY_STAMP) ## format and auto-fix
 #   site, bench, bundle, smoke, stripe-setup, tf-check
 
 # Storefront: the static site and the browser tests (docs/storefront.md).
-CHROMIUM := /usr/bin/chromium
+# Another Chromium: `make test CHROMIUM=/path/to/chromium` (exported to the browser tests).
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 .PHONY: site chromium e2e
 
 site: $(PY_STAMP) ## build the storefront into build/site (MANIFEST=path/to/manifest.json optional)
 	@$(PY) -m emulators.storefront_site $(if $(MANIFEST),--manifest $(MANIFEST))
 
-chromium: ## install Debian's Chromium for the browser tests when /usr/bin/chromium is missing
-	@test -x $(CHROMIUM) || { echo "==> installing chromium (apt-get)"; \
+chromium: ## install Debian's Chromium for the browser tests when /usr/bin/chromium is missing (CHROMIUM=path: use that one)
+	@test -x "$(CHROMIUM)" || { \
+	  test "$(CHROMIUM)" = /usr/bin/chromium || { echo "CHROMIUM=$(CHROMIUM) is not an executable" >&2; exit 1; }; \
+	  echo "==> installing chromium (apt-get, about 115 packages)"; \
 	  $(SUDO) apt-get update -qq \
 	  && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 

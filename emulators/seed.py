@@ -80,4 +80,7 @@ def main(root: Path = REPO_ROOT) -> int:
 
 
 if __name__ == "__main__":
+    from emulators.closed_stdout import guard_stdout
+
+    guard_stdout()  # `make seed | head`: the rest of the listing is dropped, no traceback
     sys.exit(main())

@@ -597,11 +597,13 @@ def defined_functions(candidates: Iterable[str], root: Path = REPO_ROOT) -> list
 def function_spec(
     name: str, port: int, env: Mapping[str, str], root: Path = REPO_ROOT
 ) -> ServiceSpec:
-    tool = _venv_tool(root, ".venv", "functions-framework", "make venv")
+    python = _venv_tool(root, ".venv", "python", "make venv")
     return ServiceSpec(
         name=name,
         argv=[
-            *(tool, "--source", "functions/main.py", "--target", name),
+            # functions-framework with gunicorn's shared control socket off (see the module)
+            *(python, "-m", "emulators.function_server"),
+            *("--source", "functions/main.py", "--target", name),
             *("--host", HOST, "--port", str(port)),
         ],
         url=f"http://{HOST}:{port}",
@@ -862,6 +864,9 @@ def spec_port_busy(spec: ServiceSpec) -> bool:
 STATE_FILE = "stack.json"
 LOCK_FILE = "stack.lock"
 _PRINTED_ENV = (
+    # What `commerce` (the operator CLI) needs besides the secrets to use this stack.
+    "ENVIRONMENT",
+    "SECRETS_BACKEND",
     "GCP_PROJECT",
     "FIRESTORE_EMULATOR_HOST",
     "STORAGE_EMULATOR_HOST",
@@ -875,6 +880,10 @@ _PRINTED_ENV = (
     "SMTP_PORT",
     "MAILDEV_URL",
     "EMAIL_WORKER_URL",
+    "TASKS_LOCATION",
+    "TASKS_QUEUE",
+    "MAIL_BACKEND",
+    "URL_SIGNING_KEY_FILE",
 )
 
 
@@ -1148,6 +1157,9 @@ def run_test_services(root: Path = REPO_ROOT) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from emulators.closed_stdout import guard_stdout
+
+    guard_stdout()  # `make status | head`: no traceback; `make dev | head` still stops
     parser = argparse.ArgumentParser(prog="python -m emulators.stack", description=__doc__)
     parser.add_argument("command", choices=["dev", "stop", "status", "test-services"])
     args = parser.parse_args(argv)

@@ -65,15 +65,21 @@ def _read(path: Path) -> dict[str, str]:
     return {key: value or "" for key, value in dotenv_values(path).items()}
 
 
-def load(root: Path) -> LocalStack:
-    """The environment of the stack in `root`; LocalStackNotRunning when it is stopped."""
+def environment_of(root: Path) -> dict[str, str]:
+    """What the local functions of the stack in `root` get (its shell aside)."""
     local = root / LOCAL_DIR
-    values = {
+    return {
         **LOCAL_DEFAULTS,
         **_read(local / SECRETS_FILE),
         **_read(root / ".env"),
         **_read(local / ADDRESSES_FILE),
     }
+
+
+def load(root: Path) -> LocalStack:
+    """The environment of the stack in `root`; LocalStackNotRunning when it is stopped."""
+    local = root / LOCAL_DIR
+    values = environment_of(root)
     host = values.get("FIRESTORE_EMULATOR_HOST", "")
     if not (local / STATE_FILE).is_file() or not _listening(host):
         raise LocalStackNotRunning(

@@ -29,7 +29,8 @@ from emulators.storefront_site import settings_from
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AXE = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
+# `make test CHROMIUM=/path/to/chromium` (or the variable in the environment) uses another build.
+CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -138,7 +139,10 @@ def _publish_sample_release(env: dict[str, str], workdir: Path) -> dict[str, Any
 @pytest.fixture(scope="session")
 def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
     if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: run `make chromium` (apt-get install chromium)")
+        pytest.fail(
+            f"Chromium is missing at {CHROMIUM}: run `make chromium` (apt-get install chromium) "
+            "or set CHROMIUM=/path/to/chromium"
+        )
     workdir = tmp_path_factory.mktemp("e2e")
     ports = local_stack.free_ports()
     stack = local_stack.LocalStack(ports, local_dir=workdir / "local", mode="test")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -77,3 +78,39 @@ def test_stopping_services_leaves_none_of_their_processes_running(tmp_path: Path
     assert [pid for pid in pids if stack.is_alive(pid)] == []
     assert not stack.port_is_listening(firestore_port)
     assert not stack.port_is_listening(storage_port)
+
+
+def test_a_local_function_started_by_the_stack_answers(tmp_path: Path):
+    port = stack.free_port()
+    spec = stack.function_spec("order_status", port, dict(os.environ))
+    (service,) = stack.start_and_wait([spec], tmp_path)
+    try:
+        try:
+            with urllib.request.urlopen(f"{spec.url}/?session_id=x", timeout=30) as answer:
+                status = answer.status
+        except urllib.error.HTTPError as error:  # unconfigured here: 503 is still its answer
+            status = error.code
+    finally:
+        stack.stop_service(service)
+
+    assert status in (200, 400, 404, 503)  # the function's own answer (not a refused connection)
+
+
+def test_local_functions_open_no_shared_gunicorn_control_socket(tmp_path: Path):
+    """gunicorn 25.1+ would open ~/.gunicorn/gunicorn.ctl, one path for every function
+    of every stack on the machine. Asked the way gunicorn's arbiter asks (it starts the
+    socket in a thread after the workers, so watching for the file would be a race)."""
+    from gunicorn.arbiter import Arbiter
+
+    from emulators.function_server import gunicorn_application
+
+    application = gunicorn_application(
+        "order_status", str(stack.REPO_ROOT / "functions" / "main.py"), stack.HOST, 0
+    )
+    arbiter = Arbiter(application)
+    arbiter._start_control_server()
+    started = arbiter._control_server
+    arbiter._stop_control_server()
+
+    assert application.cfg.control_socket_disable is True
+    assert started is None
