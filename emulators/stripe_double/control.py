@@ -38,11 +38,62 @@ def answer(action: str) -> BaseResponse:
             body = ACTIONS[action](state, params, **(request.view_args or {}))
     except StripeError as error:
         if from_page:
-            return redirect("/_double/?" + urlencode({"message": error.message}), code=303)
+            return redirect("/_double/?" + urlencode({"error": error.message}), code=303)
         return json_response(error.body(), error.status)
     if from_page:
-        return redirect("/_double/?" + urlencode({"message": f"{action}: done"}), code=303)
+        return redirect("/_double/?" + urlencode({"done": outcome(action, body)}), code=303)
     return json_response(body)
+
+
+def outcome(action: str, body: JSON) -> str:
+    """What an operator-page action did, in words (shown as a notice, not an error)."""
+    if action == "refund":
+        return f"Refund {body['id']} of {format_amount(body['amount'], body['currency'])} issued."
+    if action == "pay":
+        return f"Session {body['id']}: {body['status']}, {body['payment_status']}."
+    if action == "dispute":
+        return f"Dispute {body['id']} opened ({body['reason']})."
+    if action == "close_dispute":
+        return f"Dispute {body['id']} closed as {body['status']}."
+    if action == "resend":
+        return f"Event {body['id']} sent again."
+    if action == "reset":
+        return "Everything cleared."
+    return "Configuration saved."
+
+
+def session_row(state: StripeDouble, session: JSON) -> JSON:
+    """A session's state in words and the actions the double would accept for it now
+    (the same rules as `refund_charge` and `dispute_session`)."""
+    intent = state.payment_intents.get(session["payment_intent"] or "")
+    charge = state.charges.get(intent["latest_charge"] or "") if intent else None
+    disputes = [d for d in state.disputes.values() if charge and d["charge"] == charge["id"]]
+    paid = intent is not None and intent["status"] == "succeeded" and charge is not None
+    refunded = int(charge["amount_refunded"]) if charge else 0
+    remaining = int(charge["amount"]) - refunded if charge else 0
+    if session["status"] == "open":
+        label = "open: awaiting payment"
+    elif session["status"] == "expired":
+        label = "expired"
+    elif not paid:
+        label = f"complete: payment {session['payment_status']}"
+    elif refunded and remaining <= 0:
+        label = "refunded in full"
+    elif refunded:
+        label = f"paid, {format_amount(refunded, charge['currency'])} refunded"  # type: ignore[index]
+    else:
+        label = "paid"
+    return {
+        "session": session,
+        "label": label,
+        "charge": charge,
+        "disputes": disputes,
+        "remaining": remaining,
+        "can_pay": session["status"] == "open",
+        "can_refund": paid and remaining > 0 and all(d["status"] == "won" for d in disputes),
+        "can_dispute": paid and remaining > 0 and not disputes,
+        "open_disputes": [d for d in disputes if d["status"] not in ("won", "lost")],
+    }
 
 
 def event_summary(state: StripeDouble, record: EventRecord) -> JSON:
@@ -154,23 +205,15 @@ def list_events() -> Response:
 def operator_page() -> Response:
     state = double()
     with state.lock:
-        rows = []
-        for session in reversed(list(state.sessions.values())):
-            intent = state.payment_intents.get(session["payment_intent"] or "")
-            charge = state.charges.get(intent["latest_charge"] or "") if intent else None
-            disputes = [
-                d for d in state.disputes.values() if charge and d["charge"] == charge["id"]
-            ]
-            rows.append(
-                {"session": session, "intent": intent, "charge": charge, "disputes": disputes}
-            )
+        rows = [session_row(state, s) for s in reversed(list(state.sessions.values()))]
         events = [event_summary(state, record) for record in reversed(list(state.events.values()))]
         html = render_template(
             "operator.html",
             rows=rows,
             events=events[:100],
             config=state.describe_config(),
-            message=request.args.get("message"),
+            done=request.args.get("done"),
+            error=request.args.get("error"),
             format_amount=format_amount,
         )
     return Response(html, mimetype="text/html")
