@@ -155,5 +155,5 @@ clean: ## remove caches, build output and .local (local secrets, logs); stops th
 	rm -rf .local build .mypy_cache .ruff_cache .pytest_cache .hypothesis test-output
 	find . -name __pycache__ -type d -not -path './.venv*' -not -path './node_modules/*' -prune -exec rm -rf {} +
 
-distclean: clean ## clean, and remove .venv, .venv-tasks and node_modules
-	rm -rf $(VENV) $(TASKS_VENV) node_modules
+distclean: clean ## clean, and remove .venv, .venv-tasks, .venv-checkov and node_modules
+	rm -rf $(VENV) $(TASKS_VENV) .venv-checkov node_modules
