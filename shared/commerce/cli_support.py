@@ -29,6 +29,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from commerce.errors import CommerceError, ConfigurationError
+from commerce.settings import Environment
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -74,19 +75,20 @@ def container() -> Container:
         source = _configure_from_local_stack()
     built = bootstrap.get_container()
     settings = built.settings
+    production = settings.environment is Environment.PRODUCTION
     typer.secho(
         f"commerce: environment {settings.environment.value}, project {settings.gcp_project}"
         f" ({source})",
         err=True,
-        fg="red" if settings.environment.value == "production" else None,
-        bold=settings.environment.value == "production",
+        fg="red" if production else None,
+        bold=production,
     )
     return built
 
 
 def confirm(built: Container, question: str, *, yes: bool, always: bool = False) -> None:
     """Ask before a change in production (or always, for destructive support actions)."""
-    production = built.settings.environment.value == "production"
+    production = built.settings.environment is Environment.PRODUCTION
     if yes or not (always or production):
         return
     where = f" in PRODUCTION (project {built.settings.gcp_project})" if production else ""
