@@ -33,6 +33,7 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -400,9 +401,14 @@ def _tf_files(root: Path) -> Iterator[Path]:
 
 
 def _parse(path: Path) -> dict[str, Any]:
-    parsed: dict[str, Any] = hcl2.loads(
-        path.read_text(encoding="utf-8"), serialization_options=_PARSE_OPTIONS
-    )
+    return _parse_text(path.read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_text(text: str) -> dict[str, Any]:
+    # Parsing is the slow part; identical files (tests check many copies) parse once.
+    # Callers only read the result.
+    parsed: dict[str, Any] = hcl2.loads(text, serialization_options=_PARSE_OPTIONS)
     return parsed
 
 
