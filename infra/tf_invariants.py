@@ -7,7 +7,7 @@ security properties the shop relies on are asserted on the parsed HCL instead:
 - no secret value is written in the configuration (and none can reach the state);
 - the artifacts bucket is private and only the download function may read it;
 - secrets reach the functions only through Secret Manager;
-- provider versions are pinned;
+- provider versions are pinned to one major;
 - every environment root declares the same modules, resources, variables and outputs.
 
 `check_terraform(directory)` returns the violations found (empty = all good); tests
@@ -56,6 +56,9 @@ _SA_EMAIL_REF = re.compile(
     r"^\$\{google_service_account\.(?P<name>[A-Za-z0-9_-]+)(?P<index>\[each\.key\])?\.email\}$"
 )
 _ENV_KEY = re.compile(r"\b([A-Z][A-Z0-9_]*)\s*=")
+# The google/google-beta major every versions.tf pins (`~> 8.N`: no surprise major
+# upgrade at `terraform init`); infra/tf_schema.py checks the tree against that release.
+PROVIDER_MAJOR = 8
 
 
 @dataclass(frozen=True)
@@ -402,13 +405,14 @@ def _check_provider_pins(blocks: list[Block]) -> list[Violation]:
             for name, spec in providers.items():
                 version = spec.get("version", "") if isinstance(spec, dict) else ""
                 if name in ("google", "google-beta") and not re.fullmatch(
-                    r"~>\s*6\.\d+(\.\d+)?", version
+                    rf"~>\s*{PROVIDER_MAJOR}\.\d+(\.\d+)?", version
                 ):
                     violations.append(
                         Violation(
                             "pinned-providers",
                             f"{block.file}",
-                            f"provider {name} version {version!r} is not pinned to ~> 6.x",
+                            f"provider {name} version {version!r} is not pinned to "
+                            f"~> {PROVIDER_MAJOR}.x",
                         )
                     )
     return violations

@@ -219,7 +219,7 @@ def _shared_state_prefix(root: Path) -> None:
 def _unpinned_provider(root: Path) -> None:
     replace_once(
         root / FUNCTION / "versions.tf",
-        'version = "~> 6.20"',
+        'version = "~> 8.7"',
         'version = ">= 5.0"',
     )
 
