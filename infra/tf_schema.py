@@ -19,8 +19,11 @@ checks every `resource` and `data` block of every .tf file:
   Registry anchors in the jsii docs, e.g. `...#time_zone`, not from re-casing the
   camelCase jsii names); nested blocks and `dynamic` blocks are checked recursively;
 - every required argument and required nested block is present;
+- `provider "google"` / `provider "google-beta"` blocks use only the provider's own
+  arguments;
 - the schema's provider release satisfies every `required_providers` constraint of
-  that provider, so the check speaks about a version `terraform init` may select.
+  that provider, and a committed .terraform.lock.hcl pins that very release, so the
+  check speaks about the version `terraform init` selects.
 
 What it cannot see: values (types of expressions, enum values), conflicts between
 arguments, and behaviour; `terraform plan` on a machine with internet remains the
@@ -56,7 +59,7 @@ DEFAULT_ROOT = REPO_ROOT / "infra" / "terraform"
 CACHE_DIR = Path(os.environ.get("TF_SCHEMA_CACHE", REPO_ROOT / ".cache" / "terraform-schema"))
 
 # Bumped whenever the compact format below changes, so stale caches are rebuilt.
-_FORMAT = 1
+_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,10 @@ _CLASS_LINK = re.compile(
     r"\{@link https://registry\.terraform\.io/providers/[^/]+/(?P<provider>[^/]+)/"
     r"(?P<version>[^/]+)/docs/(?P<kind>resources|data-sources)/\S+ (?P<type>[a-z0-9_]+)\}"
 )
+_PROVIDER_LINK = re.compile(
+    r"\{@link https://registry\.terraform\.io/providers/[^/]+/(?P<provider>[^/]+)/"
+    r"(?P<version>[^/]+)/docs (?P<name>[a-z0-9-]+)\}"
+)
 _ARGUMENT_LINK = re.compile(r"\{@link https://registry\.terraform\.io/\S+#(?P<name>[A-Za-z0-9_]+) ")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
@@ -160,6 +167,7 @@ class ProviderSchema:
     resources: dict[str, str]
     data_sources: dict[str, str]
     structs: dict[str, dict[str, Any]]
+    provider_config: str  # struct of the `provider "google" { ... }` block
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ProviderSchema:
@@ -170,6 +178,7 @@ class ProviderSchema:
             data["resources"],
             data["data_sources"],
             data["structs"],
+            data["provider_config"],
         )
 
 
@@ -215,10 +224,16 @@ def compact_schema(assembly: dict[str, Any], source: SchemaSource) -> dict[str, 
     types: dict[str, Any] = assembly["types"]
     roots: dict[str, dict[str, str]] = {"resources": {}, "data-sources": {}}
     versions = set()
+    provider_configs = []
     for fqn, entry in types.items():
         if entry.get("kind") != "class":
             continue
-        match = _CLASS_LINK.search(entry.get("docs", {}).get("summary", ""))
+        summary = entry.get("docs", {}).get("summary", "")
+        provider = _PROVIDER_LINK.search(summary)
+        if provider and provider["name"] == source.provider and f"{fqn}Config" in types:
+            versions.add((provider["provider"], provider["version"]))
+            provider_configs.append(f"{fqn}Config")
+        match = _CLASS_LINK.search(summary)
         if match is None:
             continue
         config = f"{fqn}Config"
@@ -230,8 +245,12 @@ def compact_schema(assembly: dict[str, Any], source: SchemaSource) -> dict[str, 
     if versions != expected:
         raise ValueError(f"{source.package} {source.version} describes {versions}, not {expected}")
 
+    if len(provider_configs) != 1:
+        raise ValueError(
+            f"{source.package}: expected one provider config, found {provider_configs}"
+        )
     structs: dict[str, dict[str, Any]] = {}
-    pending = [*roots["resources"].values(), *roots["data-sources"].values()]
+    pending = [*roots["resources"].values(), *roots["data-sources"].values(), *provider_configs]
     while pending:
         fqn = pending.pop()
         if fqn in structs:
@@ -256,6 +275,7 @@ def compact_schema(assembly: dict[str, Any], source: SchemaSource) -> dict[str, 
         "resources": roots["resources"],
         "data_sources": roots["data-sources"],
         "structs": structs,
+        "provider_config": provider_configs[0],
     }
 
 
@@ -425,6 +445,15 @@ def provider_blocks(root: Path) -> Iterator[TfBlock]:
                             yield TfBlock(kind, type_name, name, body, path.relative_to(root))
 
 
+def provider_configurations(root: Path) -> Iterator[tuple[Path, str, dict[str, Any]]]:
+    """(file, provider local name, body) of every `provider` block."""
+    for path in _tf_files(root):
+        for entry in _parse(path).get("provider", []):
+            for name, body in entry.items():
+                if name != _IS_BLOCK and isinstance(body, dict):
+                    yield path.relative_to(root), name, body
+
+
 def version_constraints(root: Path) -> Iterator[tuple[Path, str, str, str]]:
     """(file, provider local name, source, version constraint) of required_providers."""
     for path in _tf_files(root):
@@ -445,8 +474,10 @@ def version_constraints(root: Path) -> Iterator[tuple[Path, str, str, str]]:
 
 
 def _is_block(value: Any) -> bool:
-    return isinstance(value, list) and all(
-        isinstance(item, dict) and item.get(_IS_BLOCK) for item in value
+    return (
+        isinstance(value, list)
+        and bool(value)  # `x = []` is an (empty) attribute, not a block
+        and all(isinstance(item, dict) and item.get(_IS_BLOCK) for item in value)
     )
 
 
@@ -543,6 +574,13 @@ def check_against(root: Path, schemas: dict[str, ProviderSchema]) -> list[Violat
                 )
             )
     violations += _check_lock_files(root, schemas)
+    for file, name, body in provider_configurations(root):
+        schema = schemas.get(name)
+        where = f"{file}: provider {name}"
+        if schema is None:
+            violations.append(Violation("provider-schema", where, "no schema for this provider"))
+            continue
+        violations += _check_body(body, schema.provider_config, schema, where, "")
     for block in provider_blocks(root):
         schema = schemas.get(block.provider)
         if schema is None:

@@ -187,6 +187,14 @@ def _provider_version_the_schema_does_not_describe(root: Path) -> None:
     )
 
 
+def _provider_argument_misspelt(root: Path) -> None:
+    replace_once(
+        root / "environments/production/versions.tf",
+        '  region  = var.region\n}\n\nprovider "google-beta"',
+        '  regions = var.region\n}\n\nprovider "google-beta"',
+    )
+
+
 def _lock_file_pins_another_release(root: Path) -> None:
     (root / "environments/production/.terraform.lock.hcl").write_text(
         'provider "registry.terraform.io/hashicorp/google" {\n'
@@ -215,6 +223,7 @@ SEEDED = [
     (_required_block_dropped, "required block replication is missing"),
     (_provider_version_the_schema_does_not_describe, "version '~> 5.40' does not allow"),
     (_lock_file_pins_another_release, "locks google 6.20.0"),
+    (_provider_argument_misspelt, "provider google: unknown argument 'regions'"),
 ]
 
 
@@ -258,6 +267,18 @@ def test_compact_schema_uses_registry_names_required_flags_and_nested_structs() 
     nested = "p.thing.ThingRetryConfig"
     assembly = {
         "types": {
+            "p.provider.GoogleProvider": {
+                "kind": "class",
+                "docs": {
+                    "summary": "Represents a {@link https://registry.terraform.io/providers/"
+                    "hashicorp/google/9.9.9/docs google}."
+                },
+            },
+            "p.provider.GoogleProviderConfig": {
+                "kind": "interface",
+                "datatype": True,
+                "properties": [_prop("region", {"primitive": "string"}, "region", optional=True)],
+            },
             "p.thing.Thing": {
                 "kind": "class",
                 "docs": {
@@ -320,11 +341,25 @@ def test_compact_schema_uses_registry_names_required_flags_and_nested_structs() 
     }
     assert config["blocks"] == {"retry_config": [nested, False]}
     assert compact["structs"][nested] == {"attributes": {"retry_count": True}, "blocks": {}}
+    provider = compact["structs"][compact["provider_config"]]
+    assert provider == {"attributes": {"region": False}, "blocks": {}}
 
 
 def test_compact_schema_refuses_a_package_of_another_release() -> None:
     assembly = {
         "types": {
+            "p.provider.GoogleProvider": {
+                "kind": "class",
+                "docs": {
+                    "summary": "Represents a {@link https://registry.terraform.io/providers/"
+                    "hashicorp/google/9.9.9/docs google}."
+                },
+            },
+            "p.provider.GoogleProviderConfig": {
+                "kind": "interface",
+                "datatype": True,
+                "properties": [_prop("region", {"primitive": "string"}, "region", optional=True)],
+            },
             "p.thing.Thing": {
                 "kind": "class",
                 "docs": {
