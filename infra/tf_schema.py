@@ -29,6 +29,9 @@ What it cannot see: values (types of expressions, enum values), conflicts betwee
 arguments, and behaviour; `terraform plan` on a machine with internet remains the
 final word (docs/infrastructure.md).
 
+The first run needs the package index (as `make venv` does) and takes about half a
+minute; later runs read the cache (TF_SCHEMA_CACHE overrides its directory).
+
 Usage (from the repository root):
     python infra/tf_schema.py [--provider-version 6.50.0] [infra/terraform]
 """
@@ -73,9 +76,11 @@ class SchemaSource:
     sha256: str  # of the wheel, so the schema is exactly the one reviewed
 
 
-# The provider releases the configuration has been checked against. The first entry
-# per provider whose version satisfies versions.tf is the one `make tf-check` uses;
-# the others are for `--provider-version` (deciding a provider upgrade).
+# Provider releases whose schema packages are known (PyPI name, version, wheel hash).
+# `make tf-check` uses the newest release every versions.tf allows (allowed_release);
+# the others serve `--provider-version`, e.g. to decide a provider upgrade. To add a
+# release: find the cdktn-provider-google[-beta] version whose package.json names it,
+# `pip download --no-deps` it once and record the wheel's SHA-256.
 SOURCES = (
     SchemaSource(
         "google",
