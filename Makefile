@@ -128,7 +128,7 @@ stripe-setup: $(PY_STAMP) ## create/update the Stripe product + one-time price (
 bundle: $(PY_STAMP) ## build build/functions-source.zip (reproducible; Terraform deploys it)
 	$(PY) infra/bundle.py
 
-tf-check: $(PY_STAMP) ## offline Terraform checks: fmt, invariants, bundle tests, then checkov
+tf-check: $(PY_STAMP) ## offline Terraform checks: fmt, provider schema (cached download on first run), invariants, bundle tests, then checkov
 	$(VENV)/bin/pytest -W error -q tests/infra
 	infra/checkov.sh
 
@@ -155,5 +155,5 @@ clean: ## remove caches, build output and .local (local secrets, logs); stops th
 	rm -rf .local build .mypy_cache .ruff_cache .pytest_cache .hypothesis test-output
 	find . -name __pycache__ -type d -not -path './.venv*' -not -path './node_modules/*' -prune -exec rm -rf {} +
 
-distclean: clean ## clean, and remove .venv, .venv-tasks, .venv-checkov and node_modules
-	rm -rf $(VENV) $(TASKS_VENV) .venv-checkov node_modules
+distclean: clean ## clean, and remove .venv, .venv-tasks, .venv-checkov, node_modules and .cache (provider schemas)
+	rm -rf $(VENV) $(TASKS_VENV) .venv-checkov node_modules .cache

@@ -7,7 +7,11 @@ security properties the shop relies on are asserted on the parsed HCL instead:
 - no secret value is written in the configuration (and none can reach the state);
 - the artifacts bucket is private and only the download function may read it;
 - secrets reach the functions only through Secret Manager;
-- provider versions are pinned;
+- provider versions are pinned to one major;
+- every resource of a Google API is ordered after that API's enablement
+  (`google_project_service`), so a first apply on a fresh project does not race;
+- the Cloud Build identity of the functions holds what Google documents for a custom
+  build service account, including reading the staged function source;
 - every environment root declares the same modules, resources, variables and outputs.
 
 `check_terraform(directory)` returns the violations found (empty = all good); tests
@@ -56,6 +60,9 @@ _SA_EMAIL_REF = re.compile(
     r"^\$\{google_service_account\.(?P<name>[A-Za-z0-9_-]+)(?P<index>\[each\.key\])?\.email\}$"
 )
 _ENV_KEY = re.compile(r"\b([A-Z][A-Z0-9_]*)\s*=")
+# The google/google-beta major every versions.tf pins (`~> 8.N`: no surprise major
+# upgrade at `terraform init`); infra/tf_schema.py checks the tree against that release.
+PROVIDER_MAJOR = 8
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,8 @@ def check_terraform(root: Path = DEFAULT_ROOT) -> list[Violation]:
     violations += _check_secret_env(blocks, root)
     violations += _check_provider_pins(blocks)
     violations += _check_environments_match(blocks, root)
+    violations += _check_api_dependencies(blocks, root)
+    violations += _check_build_service_account(blocks)
     return violations
 
 
@@ -402,13 +411,14 @@ def _check_provider_pins(blocks: list[Block]) -> list[Violation]:
             for name, spec in providers.items():
                 version = spec.get("version", "") if isinstance(spec, dict) else ""
                 if name in ("google", "google-beta") and not re.fullmatch(
-                    r"~>\s*6\.\d+(\.\d+)?", version
+                    rf"~>\s*{PROVIDER_MAJOR}\.\d+(\.\d+)?", version
                 ):
                     violations.append(
                         Violation(
                             "pinned-providers",
                             f"{block.file}",
-                            f"provider {name} version {version!r} is not pinned to ~> 6.x",
+                            f"provider {name} version {version!r} is not pinned to "
+                            f"~> {PROVIDER_MAJOR}.x",
                         )
                     )
     return violations
@@ -475,6 +485,313 @@ def _check_environments_match(blocks: list[Block], root: Path) -> list[Violation
                 )
             )
     return violations
+
+
+# -- every resource waits for its API ---------------------------------------------------
+
+# Which API serves a resource type (longest matching prefix wins). A google_* type that
+# matches nothing is itself a violation: classify it here when it is first used.
+API_OF_TYPE = {
+    "google_artifact_registry_": "artifactregistry.googleapis.com",
+    "google_cloudbuild_": "cloudbuild.googleapis.com",
+    "google_cloudfunctions2_": "cloudfunctions.googleapis.com",
+    "google_cloudfunctions_": "cloudfunctions.googleapis.com",
+    "google_cloud_run_": "run.googleapis.com",
+    "google_cloud_scheduler_": "cloudscheduler.googleapis.com",
+    "google_cloud_tasks_": "cloudtasks.googleapis.com",
+    # Load balancer, serverless NEGs, Cloud Armor and SSL policies, certificates.
+    "google_compute_": "compute.googleapis.com",
+    "google_firestore_": "firestore.googleapis.com",
+    "google_logging_": "logging.googleapis.com",
+    "google_monitoring_": "monitoring.googleapis.com",
+    "google_project_iam_": "cloudresourcemanager.googleapis.com",
+    "google_secret_manager_": "secretmanager.googleapis.com",
+    "google_service_account": "iam.googleapis.com",  # accounts and their IAM
+    "google_storage_": "storage.googleapis.com",
+}
+# The identity of a service exists once that service is enabled: its API is its `service`.
+SERVICE_IDENTITY_TYPE = "google_project_service_identity"
+ENABLING_TYPE = "google_project_service"
+# Enabled by hand before the first `terraform apply` (docs/runbooks/first-deploy.md,
+# "gcloud services enable ..."): Terraform itself needs them to enable the others.
+BOOTSTRAP_APIS = frozenset({"cloudresourcemanager.googleapis.com", "serviceusage.googleapis.com"})
+
+_API = re.compile(r"\b[a-z0-9-]+\.googleapis\.com\b")
+_REFERENCE = re.compile(
+    r"\b(?:(?P<scope>module|local|var)\.(?P<scoped>[A-Za-z0-9_-]+)"
+    r"|(?P<type>google_[a-z0-9_]+)\.(?P<name>[A-Za-z0-9_-]+)"
+    r"(?:\[\"(?P<key>[^\"]+)\"\])?)"
+)
+
+Address = tuple[Path, str]  # (module directory, "type.name" | "module.name" | "local.name")
+
+
+def api_of(block: Block) -> str | None:
+    """The API a resource belongs to; None for a type nobody classified yet."""
+    resource_type = block.labels[0]
+    if resource_type == SERVICE_IDENTITY_TYPE:
+        service = block.body.get("service")
+        return service if isinstance(service, str) and _API.fullmatch(service) else None
+    matches = [prefix for prefix in API_OF_TYPE if resource_type.startswith(prefix)]
+    return API_OF_TYPE[max(matches, key=len)] if matches else None
+
+
+class _Ordering:
+    """Which API enablements Terraform applies before each resource.
+
+    A resource waits for what its `depends_on` names and for everything its arguments
+    refer to (resources, module outputs, locals), transitively. Inside a child module,
+    a resource also waits for what every call of the module passes to the variables it
+    uses, and for the call's `depends_on` (Terraform applies a module's depends_on to
+    each of its resources). A module output is taken to wait only for the call's
+    `depends_on` (an under-estimate, so a violation is never hidden).
+    """
+
+    def __init__(self, blocks: list[Block]) -> None:
+        self.resources: dict[Address, Block] = {}
+        self.modules: dict[Address, list[Block]] = {}
+        self.locals: dict[Address, Any] = {}
+        self.calls_of: dict[Path, list[Block]] = {}
+        for block in blocks:
+            if block.kind in ("resource", "data"):
+                prefix = "data." if block.kind == "data" else ""
+                self.resources[(block.directory, prefix + ".".join(block.labels))] = block
+            elif block.kind == "module":
+                address = (block.directory, f"module.{block.labels[0]}")
+                self.modules.setdefault(address, []).append(block)
+                source = block.body.get("source")
+                if isinstance(source, str) and source.startswith("."):
+                    child = (block.directory / source).resolve()
+                    self.calls_of.setdefault(child, []).append(block)
+            elif block.kind == "locals":
+                for name, value in block.body.items():
+                    self.locals[(block.directory, f"local.{name}")] = value
+        self.enabled: dict[Address, frozenset[str]] = {
+            address: self._enabled_by(block)
+            for address, block in self.resources.items()
+            if block.labels[0] == ENABLING_TYPE
+        }
+        # address -> (APIs waited for, variables of its module it uses)
+        self._memo: dict[Address, tuple[frozenset[str], frozenset[str]]] = {}
+
+    def _enabled_by(self, block: Block) -> frozenset[str]:
+        service = block.body.get("service")
+        if isinstance(service, str) and _API.fullmatch(service):
+            return frozenset({service})
+        each = str(block.body.get("for_each", ""))
+        found = set(_API.findall(each))
+        for match in _REFERENCE.finditer(each):
+            if match["scope"] == "local":
+                found.update(_API.findall(str(self.locals.get((block.directory, match[0])))))
+        return frozenset(found)
+
+    def all_enabled(self) -> frozenset[str]:
+        return frozenset().union(*self.enabled.values()) if self.enabled else frozenset()
+
+    def _refs(self, directory: Path, value: Any) -> tuple[frozenset[str], frozenset[str]]:
+        apis: set[str] = set()
+        variables: set[str] = set()
+        for _, leaf in _walk(value):
+            if not isinstance(leaf, str):
+                continue
+            for match in _REFERENCE.finditer(leaf):
+                if match["scope"] == "var":
+                    variables.add(match["scoped"])
+                    continue
+                if match["scope"] == "module":
+                    address = (directory, f"module.{match['scoped']}")
+                elif match["scope"] == "local":
+                    address = (directory, f"local.{match['scoped']}")
+                else:
+                    address = (directory, f"{match['type']}.{match['name']}")
+                    if address in self.enabled:
+                        enabled = self.enabled[address]
+                        apis |= {match["key"]} & enabled if match["key"] else enabled
+                        continue
+                found, used = self._resolve(address)
+                apis |= found
+                variables |= used
+        return frozenset(apis), frozenset(variables)
+
+    def _through_calls(self, directory: Path, variables: frozenset[str]) -> frozenset[str]:
+        """What every call of the module at `directory` makes these variables wait for."""
+        calls = self.calls_of.get(directory, [])
+        if not calls:
+            return frozenset()
+        waits = []
+        for call in calls:
+            passed = [call.body.get("depends_on")] + [call.body.get(v) for v in sorted(variables)]
+            waits.append(self._refs(call.directory, passed)[0])
+        return frozenset.intersection(*waits)
+
+    def _resolve(self, address: Address) -> tuple[frozenset[str], frozenset[str]]:
+        if address in self._memo:
+            return self._memo[address]
+        self._memo[address] = (frozenset(), frozenset())  # a reference cycle adds nothing
+        directory = address[0]
+        result: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+        if address in self.resources:
+            apis, variables = self._refs(directory, self.resources[address].body)
+            result = (apis | self._through_calls(directory, variables), frozenset())
+        elif address in self.locals:
+            result = self._refs(directory, self.locals[address])
+        elif address in self.modules:
+            calls = self.modules[address]
+            result = (
+                frozenset.intersection(
+                    *(self._refs(directory, call.body.get("depends_on"))[0] for call in calls)
+                ),
+                frozenset(),
+            )
+        self._memo[address] = result
+        return result
+
+    def after(self, address: Address) -> frozenset[str]:
+        return self._resolve(address)[0]
+
+
+def _check_api_dependencies(blocks: list[Block], root: Path) -> list[Violation]:
+    ordering = _Ordering(blocks)
+    enabled = ordering.all_enabled()
+    violations = []
+    for address, block in sorted(ordering.resources.items(), key=lambda item: str(item[0])):
+        resource_type = block.labels[0]
+        if block.kind != "resource" or not resource_type.startswith("google_"):
+            continue
+        if resource_type == ENABLING_TYPE:
+            continue
+        api = api_of(block)
+        if api is None:
+            violations.append(
+                Violation(
+                    "api-enabled-first",
+                    block.where,
+                    f"{resource_type} is not mapped to its API in tf_invariants.API_OF_TYPE",
+                )
+            )
+        elif api in BOOTSTRAP_APIS:
+            continue
+        elif api not in enabled:
+            violations.append(
+                Violation(
+                    "api-enabled-first",
+                    block.where,
+                    f"{api} is not enabled by any google_project_service (apis.tf)",
+                )
+            )
+        elif api not in ordering.after(address):
+            violations.append(
+                Violation(
+                    "api-enabled-first",
+                    block.where,
+                    f"does not depend on the enablement of {api}: add "
+                    "`depends_on = [google_project_service.enabled]` (or refer to a resource "
+                    "that does), or a first apply on a fresh project races the API",
+                )
+            )
+    return violations
+
+
+# -- the functions' build identity ------------------------------------------------------
+
+# What the build service account of the functions must hold. Google's "custom service
+# account for Cloud Build" guides list Logs Writer (build logs), Artifact Registry Writer
+# (the built image) and Storage Object Viewer (reading the function source):
+# https://cloud.google.com/functions/1stgendocs/securing/build-custom-sa and
+# https://cloud.google.com/run/docs/configuring/services/build-service-account. A 2nd gen
+# function's build fetches the source from the gcf-v2-sources-<number>-<region> bucket
+# Cloud Functions stages it in, so that read is granted there (a project grant with a
+# condition on the bucket name: the bucket is created by Google on the first deploy).
+BUILD_PROJECT_ROLES = ("roles/logging.logWriter", "roles/artifactregistry.writer")
+BUILD_SOURCE_ROLE = "roles/storage.objectViewer"
+STAGED_SOURCE_BUCKET_PREFIX = "gcf-v2-sources-"
+_BUILD_ACCOUNT = re.compile(
+    r"^\$\{google_service_account\.(?P<name>[A-Za-z0-9_-]+)\.(?:id|name)\}$"
+)
+
+
+def _check_build_service_account(blocks: list[Block]) -> list[Violation]:
+    function_calls = [
+        b
+        for b in blocks
+        if b.kind == "module" and str(b.body.get("source", "")).rstrip("/").endswith("/function")
+    ]
+    violations = []
+    accounts: set[tuple[Path, str]] = set()
+    for call in function_calls:
+        match = _BUILD_ACCOUNT.match(str(call.body.get("build_service_account_id", "")))
+        if match is None:
+            violations.append(
+                Violation(
+                    "build-service-account",
+                    call.where,
+                    "build_service_account_id must be a google_service_account of this module "
+                    "(never the default compute or Cloud Build account)",
+                )
+            )
+            continue
+        accounts.add((call.directory, match["name"]))
+    for directory, name in sorted(accounts):
+        member = f"google_service_account.{name}.email"
+        grants = [
+            b
+            for b in blocks
+            if b.kind == "resource"
+            and b.directory == directory
+            and b.labels[0].endswith("_iam_member")
+            and member in str(b.body.get("member", ""))
+        ]
+        project_roles: set[str] = set()
+        staged_source_readable = False
+        for grant in grants:
+            roles = _granted_roles(grant)
+            if grant.labels[0] == "google_project_iam_member":
+                condition = _first(grant.body.get("condition"))
+                if condition:
+                    expression = str(condition.get("expression", ""))
+                    if BUILD_SOURCE_ROLE in roles and (
+                        f"projects/_/buckets/{STAGED_SOURCE_BUCKET_PREFIX}" in expression
+                    ):
+                        staged_source_readable = True
+                else:
+                    project_roles |= roles
+        staged_source_readable |= BUILD_SOURCE_ROLE in project_roles
+        where = f"{directory.name}: google_service_account.{name}"
+        for call in function_calls:
+            waits_for = str(call.body.get("depends_on", ""))
+            for grant in grants:
+                if f"{grant.labels[0]}.{grant.labels[1]}" not in waits_for:
+                    violations.append(
+                        Violation(
+                            "build-service-account",
+                            call.where,
+                            f"does not depend on {grant.labels[0]}.{grant.labels[1]}: the "
+                            "first build may start before its build identity may run it",
+                        )
+                    )
+        for role in BUILD_PROJECT_ROLES:
+            if role not in project_roles:
+                violations.append(
+                    Violation("build-service-account", where, f"lacks {role} on the project")
+                )
+        if not staged_source_readable:
+            violations.append(
+                Violation(
+                    "build-service-account",
+                    where,
+                    f"lacks {BUILD_SOURCE_ROLE} on the {STAGED_SOURCE_BUCKET_PREFIX}* buckets "
+                    "the build fetches the function source from",
+                )
+            )
+    return violations
+
+
+def _granted_roles(grant: Block) -> set[str]:
+    role = str(grant.body.get("role", ""))
+    if role.startswith("roles/"):
+        return {role}
+    # role = each.value over a literal set of roles
+    return set(re.findall(r"roles/[A-Za-z0-9_.]+", str(grant.body.get("for_each", ""))))
 
 
 def main(argv: list[str] | None = None) -> int:

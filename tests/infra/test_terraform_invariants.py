@@ -8,7 +8,7 @@ from pathlib import Path
 import hcl2
 import pytest
 from hcl2.utils import SerializationOptions
-from infra_helpers import TERRAFORM_ROOT, append, load_infra_module, replace_once
+from infra_helpers import REPO_ROOT, TERRAFORM_ROOT, append, load_infra_module, replace_once
 
 invariants = load_infra_module("tf_invariants")
 bundle = load_infra_module("bundle")
@@ -219,8 +219,83 @@ def _shared_state_prefix(root: Path) -> None:
 def _unpinned_provider(root: Path) -> None:
     replace_once(
         root / FUNCTION / "versions.tf",
-        'version = "~> 6.20"',
+        'version = "~> 8.7"',
         'version = ">= 5.0"',
+    )
+
+
+_ENABLED = "  depends_on = [google_project_service.enabled]\n"
+
+
+def _security_policy_races_compute(root: Path) -> None:
+    replace_once(root / SHOP / "cloud_armor.tf", "\n" + _ENABLED, "")
+
+
+def _security_policy_waits_for_another_api(root: Path) -> None:
+    replace_once(
+        root / SHOP / "cloud_armor.tf",
+        _ENABLED,
+        '  depends_on = [google_project_service.enabled["storage.googleapis.com"]]\n',
+    )
+
+
+def _service_account_races_iam(root: Path) -> None:
+    replace_once(
+        root / SHOP / "service_accounts.tf",
+        'may invoke send_email and nothing else."\n\n' + _ENABLED,
+        'may invoke send_email and nothing else."\n',
+    )
+
+
+def _function_module_races_its_apis(root: Path) -> None:
+    # Every call of modules/function must wait; the other call still does here.
+    path = root / SHOP / "functions.tf"
+    text = path.read_text(encoding="utf-8")
+    start = text.index("  depends_on = [\n")
+    end = text.index("  ]\n", start) + len("  ]\n")
+    path.write_text(text[:start] + text[end:], encoding="utf-8")
+
+
+def _unclassified_resource_type(root: Path) -> None:
+    append(
+        root / SHOP / "apis.tf",
+        'resource "google_pubsub_topic" "events" {\n'
+        '  name       = "events"\n'
+        "  depends_on = [google_project_service.enabled]\n"
+        "}\n",
+    )
+
+
+def _api_never_enabled(root: Path) -> None:
+    replace_once(root / SHOP / "apis.tf", '    "monitoring.googleapis.com",\n', "")
+
+
+def _builder_cannot_read_staged_source(root: Path) -> None:
+    path = root / SHOP / "service_accounts.tf"
+    text = path.read_text(encoding="utf-8")
+    start = text.index('resource "google_project_iam_member" "builder_reads_staged_source"')
+    path.write_text(text[:start], encoding="utf-8")
+    for file in ("functions.tf",):
+        target = root / SHOP / file
+        target.write_text(
+            target.read_text(encoding="utf-8").replace(
+                "    google_project_iam_member.builder_reads_staged_source,\n", ""
+            ),
+            encoding="utf-8",
+        )
+
+
+def _builder_without_log_writer(root: Path) -> None:
+    replace_once(root / SHOP / "service_accounts.tf", '    "roles/logging.logWriter",\n', "")
+
+
+def _functions_built_before_the_builder_may_read(root: Path) -> None:
+    path = root / SHOP / "functions.tf"
+    text = path.read_text(encoding="utf-8")
+    assert text.count("    google_storage_bucket_iam_member.builder_reads_source,\n") == 2
+    path.write_text(
+        text.replace("    google_storage_bucket_iam_member.builder_reads_source,\n", "", 1),
+        encoding="utf-8",
     )
 
 
@@ -240,6 +315,15 @@ SEEDED: list[tuple[Callable[[Path], None], str]] = [
     (_production_lacks_a_resource, "same-environments"),
     (_shared_state_prefix, "same-environments"),
     (_unpinned_provider, "pinned-providers"),
+    (_security_policy_races_compute, "api-enabled-first"),
+    (_security_policy_waits_for_another_api, "api-enabled-first"),
+    (_service_account_races_iam, "api-enabled-first"),
+    (_function_module_races_its_apis, "api-enabled-first"),
+    (_unclassified_resource_type, "api-enabled-first"),
+    (_api_never_enabled, "api-enabled-first"),
+    (_builder_cannot_read_staged_source, "build-service-account"),
+    (_builder_without_log_writer, "build-service-account"),
+    (_functions_built_before_the_builder_may_read, "build-service-account"),
 ]
 
 
@@ -260,3 +344,36 @@ def test_the_command_line_exits_non_zero_on_a_violation(terraform_copy: Path) ->
     assert invariants.main([str(terraform_copy)]) == 0
     _artifacts_readable_by_all_users(terraform_copy)
     assert invariants.main([str(terraform_copy)]) == 1
+
+
+def test_depending_on_the_one_api_a_resource_uses_is_enough(terraform_copy: Path) -> None:
+    replace_once(
+        terraform_copy / SHOP / "cloud_armor.tf",
+        _ENABLED,
+        '  depends_on = [google_project_service.enabled["compute.googleapis.com"]]\n',
+    )
+    assert _rules(terraform_copy) == set()
+
+
+def test_every_resource_type_in_the_tree_is_mapped_to_its_api() -> None:
+    blocks = [
+        b
+        for b in invariants._load_blocks(TERRAFORM_ROOT)
+        if b.kind == "resource" and b.labels[0] != invariants.ENABLING_TYPE
+    ]
+    apis = {b.labels[0]: invariants.api_of(b) for b in blocks}
+    assert None not in apis.values(), apis
+    # Spot checks against Google's API names.
+    assert apis["google_service_account"] == "iam.googleapis.com"
+    assert apis["google_firestore_database"] == "firestore.googleapis.com"
+    assert apis["google_compute_ssl_policy"] == "compute.googleapis.com"
+    assert apis["google_monitoring_alert_policy"] == "monitoring.googleapis.com"
+    assert apis["google_project_service_identity"] == "firestore.googleapis.com"
+    assert apis["google_cloudfunctions2_function"] == "cloudfunctions.googleapis.com"
+
+
+def test_the_bootstrap_apis_are_the_ones_the_runbook_enables_by_hand() -> None:
+    runbook = (REPO_ROOT / "docs/runbooks/first-deploy.md").read_text(encoding="utf-8")
+    command = runbook[runbook.index("gcloud services enable") :].split("\n\n")[0]
+    for api in invariants.BOOTSTRAP_APIS:
+        assert api in command, api

@@ -40,6 +40,12 @@ _BatchGetPb = BatchGetDocumentsRequest.pb()
 _WritePb = WriteTypes.pb()
 _SIMPLE_FIELD = re.compile(r"^[A-Za-z_][A-Za-z_0-9]*$")
 
+# The database concurrency mode this runner is written for: reads in a read-write
+# transaction lock their documents until commit (what Google's emulator does, and what
+# every test and benchmark measured). Terraform creates the database with this mode;
+# tests/infra pin `concurrency_mode` in infra/terraform to this value.
+FIRESTORE_CONCURRENCY_MODE = "PESSIMISTIC"
+
 
 def run_transaction(
     db: firestore.Client, work: Callable[[firestore.Transaction], R], *, max_attempts: int = 10

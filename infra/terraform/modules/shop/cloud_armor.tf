@@ -80,4 +80,6 @@ resource "google_compute_security_policy" "api" {
       }
     }
   }
+
+  depends_on = [google_project_service.enabled]
 }

@@ -28,7 +28,14 @@ module "email_worker" {
   invokers = ["serviceAccount:${google_service_account.tasks_invoker.email}"]
   labels   = local.labels
 
-  depends_on = [google_secret_manager_secret.app, google_project_service.enabled]
+  depends_on = [
+    google_secret_manager_secret.app,
+    google_project_service.enabled,
+    # The build runs as function_builder: its grants exist before the first build.
+    google_project_iam_member.builder,
+    google_project_iam_member.builder_reads_staged_source,
+    google_storage_bucket_iam_member.builder_reads_source,
+  ]
 }
 
 module "function" {
@@ -64,7 +71,14 @@ module "function" {
   )
   labels = local.labels
 
-  depends_on = [google_secret_manager_secret.app, google_project_service.enabled]
+  depends_on = [
+    google_secret_manager_secret.app,
+    google_project_service.enabled,
+    # The build runs as function_builder: its grants exist before the first build.
+    google_project_iam_member.builder,
+    google_project_iam_member.builder_reads_staged_source,
+    google_storage_bucket_iam_member.builder_reads_source,
+  ]
 }
 
 locals {

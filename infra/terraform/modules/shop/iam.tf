@@ -49,6 +49,8 @@ resource "google_project_service_identity" "firestore" {
 
   project = var.project_id
   service = "firestore.googleapis.com"
+
+  depends_on = [google_project_service.enabled]
 }
 
 resource "google_storage_bucket_iam_member" "backups_writers" {

@@ -33,6 +33,8 @@ resource "google_compute_ssl_policy" "modern" {
   name            = "${var.name_prefix}-tls-modern"
   profile         = "MODERN"
   min_tls_version = "TLS_1_2"
+
+  depends_on = [google_project_service.enabled]
 }
 
 resource "google_compute_backend_bucket" "storefront" {
@@ -136,6 +138,8 @@ resource "google_compute_url_map" "http_redirect" {
     redirect_response_code = "MOVED_PERMANENTLY_DEFAULT"
     strip_query            = false
   }
+
+  depends_on = [google_project_service.enabled]
 }
 
 resource "google_compute_target_http_proxy" "redirect" {

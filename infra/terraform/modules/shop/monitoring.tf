@@ -37,6 +37,8 @@ resource "google_monitoring_notification_channel" "email" {
   labels = {
     email_address = each.value
   }
+
+  depends_on = [google_project_service.enabled]
 }
 
 resource "google_logging_metric" "event" {
@@ -52,6 +54,8 @@ resource "google_logging_metric" "event" {
     value_type  = "INT64"
     unit        = "1"
   }
+
+  depends_on = [google_project_service.enabled]
 }
 
 resource "google_monitoring_alert_policy" "log_event" {
@@ -133,6 +137,8 @@ resource "google_monitoring_alert_policy" "five_xx" {
     mime_type = "text/markdown"
     content   = "A function answers 5xx (bad input must be 4xx, so a 5xx is a bug or an outage). Follow ${local.runbook} (section `5xx rate`)."
   }
+
+  depends_on = [google_project_service.enabled]
 }
 
 # Uptime: the storefront page, and an API function behind the load balancer (order
@@ -188,6 +194,8 @@ resource "google_monitoring_uptime_check_config" "shop" {
       host       = var.domain
     }
   }
+
+  depends_on = [google_project_service.enabled]
 }
 
 resource "google_monitoring_alert_policy" "uptime" {
