@@ -398,3 +398,65 @@ def queued_call(queue: QueueTarget, task: Mapping[str, Any]) -> PlatformCall:
         auth=auth,
         auth_detail=detail,
     )
+
+
+# -- alerting on scheduled jobs ---------------------------------------------------------
+
+_SCHEDULER_FAILURES = 'resource.type="cloud_scheduler_job" AND severity>=ERROR'
+_SCHEDULED_SERVICES = (
+    "${[for name in sort(keys(local.scheduled_functions)) : local.deployed[name].name]}"
+)
+
+
+def scheduled_job_alert_gaps(directory: Path = SHOP_MODULE) -> list[str]:
+    """Why some scheduled job's failures would go unnoticed (empty: all are watched).
+
+    Watched means both: (1) a log-based metric on the scheduler's own failed attempts
+    with no job restriction, and an alert policy on it; (2) an alert on 4xx and 5xx
+    answers of every function a scheduler job calls (the services listed from
+    local.scheduled_functions, which every such job must iterate).
+    """
+    local_values, resources, _ = _module(directory)
+    gaps = []
+    metrics = resources.get("google_logging_metric", {})
+    policies = resources.get("google_monitoring_alert_policy", {})
+    policy_filters = {
+        name: " ".join(
+            str(_first(condition.get("condition_threshold", [{}])).get("filter", ""))
+            for condition in policy.get("conditions", [])
+        )
+        for name, policy in policies.items()
+    }
+    failure_metrics = [
+        name for name, body in metrics.items() if str(body.get("filter", "")) == _SCHEDULER_FAILURES
+    ]
+    if not failure_metrics:
+        gaps.append(
+            f"no google_logging_metric with filter exactly {_SCHEDULER_FAILURES!r} "
+            "(failed attempts of every job, no job restriction)"
+        )
+    for metric in failure_metrics:
+        if not any(
+            f"google_logging_metric.{metric}.name" in text for text in policy_filters.values()
+        ):
+            gaps.append(f"no alert policy watches google_logging_metric.{metric}")
+    if local_values.get("scheduled_services") != _SCHEDULED_SERVICES:
+        gaps.append(f"local.scheduled_services must be {_SCHEDULED_SERVICES}")
+    answers = [
+        text
+        for text in policy_filters.values()
+        if "run.googleapis.com/request_count" in text and "local.scheduled_services" in text
+    ]
+    if not any('response_code_class=one_of("4xx","5xx")' in text for text in answers):
+        gaps.append("no alert on 4xx and 5xx answers of local.scheduled_services")
+    for name, body in sorted(resources.get("google_cloud_scheduler_job", {}).items()):
+        http_target = _first(body.get("http_target")) or {}
+        calls_function = _DEPLOYED_URI.search(
+            str(http_target.get("uri", ""))
+        ) or _MODULE_URI.search(str(http_target.get("uri", "")))
+        if calls_function and body.get("for_each") != "${local.scheduled_functions}":
+            gaps.append(
+                f"google_cloud_scheduler_job.{name} calls a function but does not iterate "
+                "local.scheduled_functions, so the 4xx/5xx alert does not list its service"
+            )
+    return gaps

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import hcl2
 import pytest
 from google.api_core import path_template
 from google.cloud.firestore_admin_v1 import ExportDocumentsRequest, FirestoreAdminClient
@@ -21,7 +22,8 @@ from google.cloud.firestore_admin_v1.services.firestore_admin.transports.base im
 from google.cloud.firestore_admin_v1.services.firestore_admin.transports.rest_base import (
     _BaseFirestoreAdminRestTransport,
 )
-from infra_helpers import TERRAFORM_ROOT, load_infra_module, replace_once
+from hcl2.utils import SerializationOptions
+from infra_helpers import REPO_ROOT, TERRAFORM_ROOT, load_infra_module, replace_once
 
 from infra import platform_calls
 from infra.platform_calls import UnsupportedExpression
@@ -155,3 +157,18 @@ def test_a_misspelt_export_field_is_caught(terraform_copy: Path) -> None:
     with pytest.raises(Exception, match="outputUriPrefx"):
         ExportDocumentsRequest.from_json(call.body.decode(), ignore_unknown_fields=False)
     assert json.loads(call.body) == {"outputUriPrefx": "gs://genx-prod-backups"}
+
+
+def test_docs_state_the_reconcile_schedule_terraform_deploys() -> None:
+    variables = hcl2.loads(
+        (SHOP / "variables.tf").read_text(encoding="utf-8"),
+        serialization_options=SerializationOptions(strip_string_quotes=True),
+    )
+    (default,) = [
+        block["reconcile_schedule"]["default"]
+        for block in variables["variable"]
+        if "reconcile_schedule" in block
+    ]
+    stripe_doc = (REPO_ROOT / "docs" / "stripe.md").read_text(encoding="utf-8")
+    assert f"`{default}`" in stripe_doc
+    assert "every hour" not in stripe_doc
