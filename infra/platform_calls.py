@@ -4,7 +4,7 @@ Cloud Scheduler jobs and the Cloud Tasks queue are configured in HCL, and nothin
 the emulators runs them: a body the function refuses would fail only in the cloud.
 This module turns the configuration into the requests Google sends, so tests can put
 them through the target function's functions-framework test client
-(tests/integration/test_platform_calls.py) and check external targets against the
+(tests/integration/test_scheduled_and_queued_calls.py) and check external targets against the
 API they call (tests/infra/test_platform_calls.py):
 
 - `scheduled_calls()`: one `PlatformCall` per Cloud Scheduler job (each `for_each`

@@ -1,7 +1,7 @@
 """What Cloud Scheduler and Cloud Tasks send, read from the HCL (offline).
 
 The calls to our own functions are sent through their test clients on the emulators in
-tests/integration/test_platform_calls.py; here the reader itself is checked, and the
+tests/integration/test_scheduled_and_queued_calls.py; here the reader itself is checked, and the
 job that calls a Google API (the Firestore export) is checked against that API's own
 published description (the google-cloud-firestore admin client: its REST route, its
 request message with unknown fields refused, its OAuth scopes).
