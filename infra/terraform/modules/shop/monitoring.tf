@@ -162,6 +162,8 @@ resource "google_logging_metric" "scheduler_job_failures" {
   label_extractors = {
     job_id = "EXTRACT(resource.labels.job_id)"
   }
+
+  depends_on = [google_project_service.enabled]
 }
 
 resource "google_monitoring_alert_policy" "scheduler_job_failures" {
@@ -200,6 +202,8 @@ resource "google_monitoring_alert_policy" "scheduler_job_failures" {
     mime_type = "text/markdown"
     content   = "A Cloud Scheduler job's attempt failed (4xx, 5xx or unreachable). Follow ${local.runbook} (section `Scheduled job failing`)."
   }
+
+  depends_on = [google_project_service.enabled]
 }
 
 locals {
@@ -245,6 +249,8 @@ resource "google_monitoring_alert_policy" "scheduled_function_errors" {
     mime_type = "text/markdown"
     content   = "A scheduled function answered 4xx or 5xx. Follow ${local.runbook} (section `Scheduled job failing`)."
   }
+
+  depends_on = [google_project_service.enabled]
 }
 
 # Uptime: the storefront page, and an API function behind the load balancer (order
