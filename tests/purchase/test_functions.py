@@ -452,6 +452,19 @@ def test_reconcile_refuses_unknown_fields(container):
     assert answer.status_code == 400
 
 
+@pytest.mark.parametrize("body", [{"day": 7}, {"trigger": "cron"}, {"trigger": None, "x": 1}])
+def test_reconcile_refuses_typos_and_unknown_triggers(container, body):
+    answer = client_of("reconcile").post("/", json=body)
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] == "invalid_request"
+
+
+def test_reconcile_accepts_the_scheduler_trigger_beside_days(container, double):
+    answer = client_of("reconcile").post("/", json={"trigger": "scheduler", "days": 1})
+    assert answer.status_code == 200
+    assert answer.get_json()["days"] == 1
+
+
 # -- stripe setup ------------------------------------------------------------------------------
 
 

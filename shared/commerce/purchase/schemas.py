@@ -40,11 +40,19 @@ class CheckoutRequest(BaseModel):
 
 
 class ReconcileRequest(BaseModel):
-    """Optional body of the `reconcile` function (Cloud Scheduler posts `{}`)."""
+    """Optional body of the `reconcile` function.
+
+    Cloud Scheduler posts `{"trigger": "scheduler"}` (infra/terraform/modules/shop/
+    scheduler.tf; tests/integration/test_scheduled_and_queued_calls.py sends exactly that body);
+    a person may post `{"days": N}` to look further back. `trigger` only names the caller
+    and changes nothing; any other field (or another trigger) is refused, so a typo such
+    as `{"day": 7}` is a 400 rather than a silently ignored option.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     days: int | None = Field(default=None, ge=1, le=30, strict=True)
+    trigger: Literal["scheduler"] | None = None
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,8 @@ module "function" {
   # front); scheduled ones only from inside Google (Cloud Scheduler is internal).
   ingress = each.value.public ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
   environment_variables = merge(local.base_env, {
-    EMAIL_WORKER_URL = module.email_worker.uri
+    EMAIL_WORKER_URL   = module.email_worker.uri
+    TRUSTED_PROXY_HOPS = tostring(local.proxy_hops_by_shape[each.value.public ? "load_balancer" : "direct"])
   })
   secret_ids    = each.value.secrets
   project_roles = each.value.project_roles

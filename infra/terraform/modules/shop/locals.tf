@@ -219,7 +219,21 @@ locals {
     TASKS_INVOKER_SERVICE_ACCOUNT = google_service_account.tasks_invoker.email
     MAIL_BACKEND                  = "sendgrid"
     SECRETS_BACKEND               = "secret-manager"
-    # Client -> external load balancer (appends) -> Cloud Run front end (appends).
-    TRUSTED_PROXY_HOPS = "2"
+    # Private functions are called on their own URL; functions.tf overrides this for
+    # the public ones, which sit behind the load balancer.
+    TRUSTED_PROXY_HOPS = tostring(local.proxy_hops_by_shape.direct)
   })
+
+  # X-Forwarded-For entries Google's front ends append before a function sees the
+  # request, per deployment shape; commerce.domain.network.client_address takes the
+  # entry this many from the right as the client (anything further left is whatever
+  # the client sent). tests/storefront/test_proxy_hops.py drives each shape.
+  #   load_balancer: external HTTPS LB -> serverless NEG -> Cloud Run. The LB appends
+  #                  "<client-ip>,<lb-ip>"; Cloud Run adds nothing behind it.
+  #   direct:        the function's own *.run.app URL (Cloud Scheduler, Cloud Tasks).
+  #                  Cloud Run's front end appends "<client-ip>".
+  proxy_hops_by_shape = {
+    load_balancer = 2
+    direct        = 1
+  }
 }

@@ -141,6 +141,124 @@ resource "google_monitoring_alert_policy" "five_xx" {
   depends_on = [google_project_service.enabled]
 }
 
+# Scheduled jobs. Cloud Scheduler logs every attempt of every job on the job itself
+# (resource.type "cloud_scheduler_job", log cloudscheduler.googleapis.com/executions);
+# an attempt that fails (any answer that is not 2xx, an unreachable target, a refused
+# token) is logged with severity ERROR. The metric has no job restriction, so every job
+# of the project is watched, the Firestore export included
+# (tests/infra/test_scheduled_job_alerts.py checks that stays so).
+resource "google_logging_metric" "scheduler_job_failures" {
+  project     = var.project_id
+  name        = "${var.name_prefix}/scheduler_job_failures"
+  description = "Cloud Scheduler attempts that failed (target answered non-2xx or was unreachable)."
+  filter      = "resource.type=\"cloud_scheduler_job\" AND severity>=ERROR"
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+
+    labels {
+      key         = "job_id"
+      value_type  = "STRING"
+      description = "The failing job."
+    }
+  }
+
+  label_extractors = {
+    job_id = "EXTRACT(resource.labels.job_id)"
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_monitoring_alert_policy" "scheduler_job_failures" {
+  project               = var.project_id
+  display_name          = "[${var.environment}] Scheduled job failing"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "A Cloud Scheduler attempt failed"
+
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.scheduler_job_failures.name}\" AND resource.type=\"cloud_scheduler_job\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "600s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["metric.label.job_id"]
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "A Cloud Scheduler job's attempt failed (4xx, 5xx or unreachable). Follow ${local.runbook} (section `Scheduled job failing`)."
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+locals {
+  # Cloud Run services of the functions Cloud Scheduler calls (scheduler.tf).
+  scheduled_services = [for name in sort(keys(local.scheduled_functions)) : local.deployed[name].name]
+}
+
+# The same failures seen from the functions: any 4xx or 5xx answer of a scheduled
+# function (nobody but Cloud Scheduler calls them, and its body never deserves a 4xx).
+resource "google_monitoring_alert_policy" "scheduled_function_errors" {
+  project               = var.project_id
+  display_name          = "[${var.environment}] Scheduled function answered 4xx/5xx"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "4xx or 5xx answers of a scheduled function"
+
+    condition_threshold {
+      filter          = "metric.type=\"run.googleapis.com/request_count\" AND resource.type=\"cloud_run_revision\" AND resource.label.service_name=one_of(${join(",", [for service in local.scheduled_services : "\"${service}\""])}) AND metric.label.response_code_class=one_of(\"4xx\",\"5xx\")"
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "600s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.label.service_name", "metric.label.response_code_class"]
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "A scheduled function answered 4xx or 5xx. Follow ${local.runbook} (section `Scheduled job failing`)."
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
 # Uptime: the storefront page, and an API function behind the load balancer (order
 # status without a session id must answer 4xx, which proves routing, Cloud Armor and
 # the function are up without creating anything).

@@ -30,7 +30,9 @@ resource "google_cloud_scheduler_job" "function" {
     http_method = "POST"
     uri         = local.deployed[each.key].uri
     headers     = { "Content-Type" = "application/json" }
-    body        = base64encode(jsonencode({ trigger = "scheduler" }))
+    # Exactly this request (method, headers, body, Google's own headers) is sent to each
+    # function in tests/integration/test_scheduled_and_queued_calls.py and tests/e2e.
+    body = base64encode(jsonencode({ trigger = "scheduler" }))
 
     oidc_token {
       service_account_email = google_service_account.scheduler_invoker.email
