@@ -4,6 +4,7 @@ fixed clock and fixed test secrets, purchases stored through the repositories, a
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,30 +174,34 @@ class Plugin:
 
     def validate(self, key: str, fingerprint: str | None = None) -> Answer:
         return self.service.validate(
-            ValidateRequest(key=key, fingerprint=fingerprint), self.network
+            ValidateRequest(key=key, fingerprint=fingerprint, nonce=nonce()), self.network
         )
 
     def activate(self, key: str, fingerprint: str, label: str | None = None) -> Answer:
         return self.service.activate(
-            ActivateRequest(key=key, fingerprint=fingerprint, label=label), self.network
+            ActivateRequest(key=key, fingerprint=fingerprint, label=label, nonce=nonce()),
+            self.network,
         )
 
     def deactivate(
         self, key: str, *, fingerprint: str | None = None, activation_id: str | None = None
     ) -> Answer:
         return self.service.deactivate(
-            DeactivateRequest(key=key, fingerprint=fingerprint, activation_id=activation_id),
+            DeactivateRequest(
+                key=key, fingerprint=fingerprint, activation_id=activation_id, nonce=nonce()
+            ),
             self.network,
         )
 
     def certificate(self, key: str, fingerprint: str) -> Answer:
         return self.service.certificate(
-            CertificateRequest(key=key, fingerprint=fingerprint), self.network
+            CertificateRequest(key=key, fingerprint=fingerprint, nonce=nonce()), self.network
         )
 
     def updates(self, **fields: Any) -> Answer:
         fields.setdefault("current_version", "1.0.0")
         fields.setdefault("platform", "linux-x86_64")
+        fields.setdefault("nonce", nonce())
         return self.service.updates(UpdatesRequest(**fields), self.network)
 
 
@@ -217,6 +222,11 @@ def license_client(installed: Container) -> Any:
     from functions_framework import create_app
 
     return create_app("license_api", MAIN).test_client()
+
+
+def nonce() -> str:
+    """A fresh nonce as a plugin makes one (16 random bytes, base64url)."""
+    return secrets.token_urlsafe(16)
 
 
 def machine(n: int) -> str:

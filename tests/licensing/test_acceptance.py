@@ -22,6 +22,7 @@ from commerce.licensing.verifier import (
     KEY_ID_HEADER,
     SIGNATURE_HEADER,
     CertificateState,
+    LicenseCall,
     ResponseCheck,
     check_response,
     trusted_keys,
@@ -84,10 +85,16 @@ class PluginScript:
         self.downloads = create_app("download", MAIN).test_client()
 
     def call(self, path: str, **fields: Any) -> dict[str, Any]:
-        nonce = secrets.token_urlsafe(12)
+        sent = LicenseCall(
+            path.strip("/"),
+            secrets.token_urlsafe(16),
+            key=self.key,
+            fingerprint=fields.get("fingerprint"),
+            certificate=fields.get("certificate"),
+        )
         response = self.api.post(
             path,
-            data=json.dumps({"key": self.key, "nonce": nonce, **fields}),
+            data=json.dumps({"key": self.key, "nonce": sent.nonce, **fields}),
             headers={"Content-Type": "application/json", "X-Forwarded-For": "192.0.2.10"},
         )
         outcome = check_response(
@@ -95,7 +102,7 @@ class PluginScript:
             response.headers.get(SIGNATURE_HEADER),
             response.headers.get(KEY_ID_HEADER),
             self.keys,
-            expected_nonce=nonce,
+            request=sent,
         )
         assert outcome is ResponseCheck.OK, (path, outcome)
         body: dict[str, Any] = json.loads(response.get_data())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from commerce.licensing.certificates import sign_certificate
 from commerce.licensing.verifier import (
     CertificateState,
+    LicenseCall,
     ResponseCheck,
     b64url_decode,
     b64url_encode,
@@ -22,6 +24,7 @@ from commerce.licensing.verifier import (
     check_response,
     fingerprint_sha256,
     key_id,
+    key_sha256,
     trusted_keys,
     verify_certificate,
 )
@@ -57,8 +60,12 @@ def test_the_page_has_every_vector() -> None:
         "certificate-signature-base64url",
         "certificate",
         "certificate-states",
+        "response-nonce",
+        "response-key",
+        "response-key-sha256",
         "response-body",
         "response-headers",
+        "other-fingerprint-sha256",
     }
 
 
@@ -117,15 +124,93 @@ def test_the_documented_certificate_on_another_machine() -> None:
     assert check.state is CertificateState.WRONG_MACHINE
 
 
-def test_the_documented_answer_verifies_with_the_public_key_alone() -> None:
+def documented_answer() -> tuple[bytes, str, str]:
     headers = dict(line.split(": ", 1) for line in V["response-headers"].splitlines())
-    body = V["response-body"].encode()
-    keys = trusted_keys(V["public-key-base64url"])
-    signature, kid = headers["X-GENX-Signature"], headers["X-GENX-Key-Id"]
+    return V["response-body"].encode(), headers["X-GENX-Signature"], headers["X-GENX-Key-Id"]
 
-    assert check_response(body, signature, kid, keys, expected_nonce="n-0001") is (ResponseCheck.OK)
-    assert check_response(body, signature, kid, keys, expected_nonce="n-0002") is (
-        ResponseCheck.NONCE_MISMATCH
+
+def documented_call(**changes: str) -> LicenseCall:
+    fields = {
+        "operation": "validate",
+        "nonce": V["response-nonce"],
+        "key": V["response-key"],
+        "fingerprint": V["fingerprint"],
+        **changes,
+    }
+    return LicenseCall(**fields)
+
+
+def test_the_documented_key_and_fingerprint_hashes() -> None:
+    assert key_sha256(V["response-key"], V["response-nonce"]) == V["response-key-sha256"]
+    other = V["fingerprint"].replace("machine-01", "machine-02")
+    assert fingerprint_sha256(other) == V["other-fingerprint-sha256"]
+
+
+def test_the_documented_answer_verifies_with_the_public_key_alone() -> None:
+    body, signature, kid = documented_answer()
+    keys = trusted_keys(V["public-key-base64url"])
+
+    assert check_response(body, signature, kid, keys, request=documented_call()) is (
+        ResponseCheck.OK
     )
     seed = b64url_decode(V["seed-base64url"])
     assert b64url_encode(Ed25519PrivateKey.from_private_bytes(seed).sign(body)) == signature
+
+
+@pytest.mark.parametrize(
+    ("changes", "outcome"),
+    [
+        ({"nonce": "another-nonce-0000000"}, ResponseCheck.NONCE_MISMATCH),
+        ({"key": "GENX-0000-0000-0000"}, ResponseCheck.REQUEST_MISMATCH),
+        ({"operation": "certificate"}, ResponseCheck.REQUEST_MISMATCH),
+        (
+            {"fingerprint": "machine-02-abababababababababababababababab"},
+            ResponseCheck.REQUEST_MISMATCH,
+        ),
+    ],
+    ids=["other-nonce", "other-key", "other-operation", "relayed-to-machine-02"],
+)
+def test_the_documented_answer_is_refused_for_any_other_request(
+    changes: dict[str, str], outcome: ResponseCheck
+) -> None:
+    body, signature, kid = documented_answer()
+    keys = trusted_keys(V["public-key-base64url"])
+
+    assert check_response(body, signature, kid, keys, request=documented_call(**changes)) is (
+        outcome
+    )
+
+
+def test_the_shop_forms_exactly_the_documented_answer() -> None:
+    """The shop's own answer code, given the documented request and verdict, produces
+    the documented bytes and signature (so page, shop and verifier cannot drift)."""
+    from commerce.bootstrap import Container
+    from commerce.clock import FixedClock
+    from commerce.licensing.endpoints import _Call, signed_response
+    from commerce.licensing.models import Answer, StatusCode
+    from tests.licensing.conftest import make_settings
+    from tests.support import factories
+
+    body = json.loads(V["response-body"])
+    call = _Call(
+        "validate",
+        V["response-nonce"],
+        {"key": V["response-key"], "fingerprint": V["fingerprint"], "nonce": V["response-nonce"]},
+    )
+    answer = Answer(
+        StatusCode.VALID, {"license": body["license"], "activation": body["activation"]}
+    )
+    secrets = {**factories.TEST_SECRETS, "SIGNING_PRIVATE_KEY": V["seed-base64url"]}
+    settings = make_settings()
+    container = Container(
+        settings,
+        clock=FixedClock(datetime.fromtimestamp(body["time"], UTC)),
+        secrets=EnvSecrets(secrets),
+    )
+    _, signature, kid = documented_answer()
+
+    response = signed_response(answer, call, container)
+
+    assert response.get_data() == V["response-body"].encode()
+    assert response.headers["X-GENX-Signature"] == signature
+    assert response.headers["X-GENX-Key-Id"] == kid

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from commerce.licensing.verifier import (
     CERTIFICATE_FORMAT,
     CertificateState,
+    LicenseCall,
     ResponseCheck,
     b64url_decode,
     b64url_encode,
@@ -20,8 +21,10 @@ from commerce.licensing.verifier import (
     certificate_message,
     certificate_text,
     check_response,
+    check_signature,
     entitles,
     fingerprint_sha256,
+    is_valid_nonce,
     key_id,
     split_certificate,
     trusted_keys,
@@ -244,39 +247,139 @@ def test_junk_is_malformed_and_never_raises(junk: str) -> None:
 
 # -- signed answers ---------------------------------------------------------------------
 
+KID = key_id(SHOP_KEY.public_key())
+NONCE = "nonce-for-machine-b-0001"
+KEY = "GENX-4MZ9-QX1C-7KQ2"
+
+
+def answer_to(call: LicenseCall, status: str = "VALID", **fields: object) -> bytes:
+    """An answer as the shop forms one: the status, the echoed nonce, the binding."""
+    body = {"status": status, "nonce": call.nonce, "time": ISSUED, "request": call.binding()}
+    body.update(fields)
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
+def signed(body: bytes, key: Ed25519PrivateKey = SHOP_KEY) -> str:
+    return b64url_encode(key.sign(body))
+
 
 def test_a_signed_answer_verifies_and_fails_on_any_changed_byte() -> None:
-    body = b'{"nonce":"abc123","status":"VALID","time":1772357400}'
-    signature = b64url_encode(SHOP_KEY.sign(body))
-    kid = key_id(SHOP_KEY.public_key())
+    call = LicenseCall("validate", NONCE, key=KEY, fingerprint=FINGERPRINT)
+    body = answer_to(call)
+    signature = signed(body)
 
-    assert check_response(body, signature, kid, KEYS, expected_nonce="abc123") is ResponseCheck.OK
+    assert check_response(body, signature, KID, KEYS, request=call) is ResponseCheck.OK
     for index in range(len(body)):
         changed = bytearray(body)
         changed[index] ^= 0x01
-        assert check_response(bytes(changed), signature, kid, KEYS) is (
+        assert check_response(bytes(changed), signature, KID, KEYS, request=call) is (
             ResponseCheck.BAD_SIGNATURE
         ), index
 
 
 def test_a_replayed_answer_is_caught_by_the_nonce() -> None:
-    body = b'{"nonce":"old-nonce","status":"VALID","time":1772357400}'
-    signature = b64url_encode(SHOP_KEY.sign(body))
-    kid = key_id(SHOP_KEY.public_key())
+    old = LicenseCall("validate", "old-nonce-0000000000", key=KEY)
+    new = LicenseCall("validate", "new-nonce-0000000000", key=KEY)
+    body = answer_to(old)
 
-    assert check_response(body, signature, kid, KEYS, expected_nonce="new-nonce") is (
+    assert check_response(body, signed(body), KID, KEYS, request=new) is (
         ResponseCheck.NONCE_MISMATCH
     )
 
 
-def test_unsigned_or_unknown_key_answers_are_refused() -> None:
-    body = b'{"status":"VALID"}'
-    signature = b64url_encode(OTHER_KEY.sign(body))
+def test_an_answer_for_another_machine_with_this_machines_nonce_is_refused() -> None:
+    """The relay: machine A is activated; a relay asks with A's fingerprint and B's
+    nonce, gets a signed VALID and hands it to B. The nonce matches; the machine does not."""
+    for_a = LicenseCall("validate", NONCE, key=KEY, fingerprint="machine-A-" + "ab" * 8)
+    from_b = LicenseCall("validate", NONCE, key=KEY, fingerprint="machine-B-" + "ab" * 8)
+    body = answer_to(for_a)
 
-    assert check_response(body, None, None, KEYS) is ResponseCheck.UNSIGNED
-    assert check_response(body, signature, key_id(OTHER_KEY.public_key()), KEYS) is (
-        ResponseCheck.UNKNOWN_KEY
+    assert check_signature(body, signed(body), KID, KEYS) is ResponseCheck.OK
+    assert check_response(body, signed(body), KID, KEYS, request=from_b) is (
+        ResponseCheck.REQUEST_MISMATCH
     )
-    assert check_response(body, "!!", key_id(SHOP_KEY.public_key()), KEYS) is (
-        ResponseCheck.BAD_SIGNATURE
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        LicenseCall("certificate", NONCE, key=KEY, fingerprint=FINGERPRINT),
+        LicenseCall("validate", NONCE, key="GENX-0000-0000-0000", fingerprint=FINGERPRINT),
+        LicenseCall("validate", NONCE, key=KEY),
+        LicenseCall("validate", NONCE, key=KEY.lower(), fingerprint=FINGERPRINT),
+        LicenseCall("validate", NONCE, fingerprint=FINGERPRINT, certificate="genxcert1.a.b"),
+    ],
+    ids=["operation", "key", "no-fingerprint", "key-spelling", "certificate"],
+)
+def test_an_answer_to_any_other_request_with_the_same_nonce_is_refused(
+    other: LicenseCall,
+) -> None:
+    call = LicenseCall("validate", NONCE, key=KEY, fingerprint=FINGERPRINT)
+    body = answer_to(other)
+
+    assert check_response(body, signed(body), KID, KEYS, request=call) is (
+        ResponseCheck.REQUEST_MISMATCH
     )
+
+
+def test_an_answer_without_a_binding_is_refused() -> None:
+    call = LicenseCall("validate", NONCE, key=KEY)
+    body = json.dumps({"nonce": NONCE, "status": "VALID", "time": ISSUED}).encode()
+
+    assert check_response(body, signed(body), KID, KEYS, request=call) is (
+        ResponseCheck.REQUEST_MISMATCH
+    )
+
+
+def test_the_key_hash_is_salted_by_the_nonce_and_never_the_key() -> None:
+    one = LicenseCall("validate", NONCE, key=KEY).binding()["key_sha256"]
+    two = LicenseCall("validate", "another-nonce-000000", key=KEY).binding()["key_sha256"]
+
+    assert one != two
+    assert one is not None
+    assert KEY not in one
+    assert len(one) == 64
+
+
+@settings(max_examples=200)
+@given(
+    fields=st.lists(
+        st.sampled_from(["operation", "key", "fingerprint", "certificate"]), min_size=1
+    ),
+    text=st.text(st.characters(codec="utf-8"), min_size=1, max_size=40),
+)
+def test_changing_any_bound_field_refuses_the_answer(fields: list[str], text: str) -> None:
+    call = LicenseCall("activate", NONCE, key=KEY, fingerprint=FINGERPRINT)
+    changes: dict[str, str | None] = {}
+    for name in fields:
+        if name == "operation":
+            changes[name] = "deactivate"
+        else:
+            current = getattr(call, name)
+            changes[name] = None if current is not None and text == "x" else (current or "") + text
+    other = LicenseCall(**{**call.__dict__, **changes})
+    body = answer_to(other)
+
+    assert check_response(body, signed(body), KID, KEYS, request=call) is (
+        ResponseCheck.REQUEST_MISMATCH
+    )
+
+
+@pytest.mark.parametrize("nonce", ["", "short", "x" * 129, "with space 000000000", "caf\u00e9" * 4])
+def test_a_plugin_cannot_make_a_call_with_a_nonce_the_shop_refuses(nonce: str) -> None:
+    assert not is_valid_nonce(nonce)
+    with pytest.raises(ValueError, match="nonce"):
+        LicenseCall("validate", nonce, key=KEY)
+
+
+def test_unsigned_unknown_key_or_non_object_answers_are_refused() -> None:
+    call = LicenseCall("validate", NONCE, key=KEY)
+    body = answer_to(call)
+
+    assert check_response(body, None, None, KEYS, request=call) is ResponseCheck.UNSIGNED
+    assert check_response(
+        body, signed(body, OTHER_KEY), key_id(OTHER_KEY.public_key()), KEYS, request=call
+    ) is (ResponseCheck.UNKNOWN_KEY)
+    assert check_response(body, "!!", KID, KEYS, request=call) is ResponseCheck.BAD_SIGNATURE
+    junk = b"[1,2]"
+    assert check_response(junk, signed(junk), KID, KEYS, request=call) is (ResponseCheck.MALFORMED)

@@ -1,11 +1,16 @@
 """HTTP adapter of the license API (one Cloud Function, `license_api`, routed by path).
 
 POST JSON to `/validate`, `/activate`, `/deactivate`, `/certificate` or `/updates`.
-Every answer is JSON `{"status": CODE, "nonce": <echo>, "time": <unix seconds>, ...}`
-signed with Ed25519 over the exact body bytes (`X-GENX-Signature`, base64url) and
-naming the key (`X-GENX-Key-Id`), errors included. License verdicts are HTTP 200 (the
-plugin reads `status`); RATE_LIMITED is 429 with Retry-After; malformed requests are
-4xx INVALID_REQUEST; UNAVAILABLE is 503 (unsigned if the signing key itself is missing).
+Every answer is JSON `{"status": CODE, "nonce": <echo>, "time": <unix seconds>,
+"request": {operation, key_sha256, fingerprint_sha256, certificate_sha256}, ...}` signed
+with Ed25519 over the exact body bytes (`X-GENX-Signature`, base64url) and naming the
+key (`X-GENX-Key-Id`), errors included: the `request` object binds the answer to the
+call it answers (docs/license-format.md), so a relayed answer for another machine,
+key or operation is refused by the plugin. The nonce is required and echoed only once
+it is well-formed. License verdicts are HTTP 200 (the plugin reads `status`);
+RATE_LIMITED is 429 with Retry-After; malformed requests are 4xx INVALID_REQUEST with
+a stable `error` code; UNAVAILABLE is 503 (unsigned if the signing key itself is
+missing).
 See docs/license-api.openapi.yaml.
 """
 
@@ -13,9 +18,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import flask
+from pydantic import BaseModel, ValidationError
 
 from commerce.domain.network import client_address, network_prefix
 from commerce.errors import (
@@ -27,7 +34,7 @@ from commerce.errors import (
     RateLimited,
     UnsupportedMediaType,
 )
-from commerce.http import read_body, validate
+from commerce.http import read_body
 from commerce.licensing.models import (
     ActivateRequest,
     Answer,
@@ -38,7 +45,15 @@ from commerce.licensing.models import (
     UpdatesRequest,
     ValidateRequest,
 )
-from commerce.licensing.verifier import KEY_ID_HEADER, SIGNATURE_HEADER, key_id
+from commerce.licensing.verifier import (
+    KEY_ID_HEADER,
+    SIGNATURE_HEADER,
+    fingerprint_sha256,
+    is_valid_nonce,
+    key_id,
+    key_sha256,
+    text_sha256,
+)
 from commerce.logs import get_logger
 from commerce.signing import unb64url
 
@@ -46,6 +61,7 @@ if TYPE_CHECKING:
     from commerce.bootstrap import Container
     from commerce.licensing.service import LicenseService
 
+M = TypeVar("M", bound=BaseModel)
 MAX_BODY = 8 * 1024
 _log = get_logger("commerce.licensing.http")
 
@@ -72,20 +88,72 @@ DETAILS: dict[StatusCode, str] = {
 }
 
 
-def handle(request: flask.Request, container: Container) -> flask.Response:
-    """Route, parse, call the service, sign. Never a traceback, never an unsigned 2xx."""
+class InvalidJson(InvalidRequest):
+    code = "invalid_json"
+    default_detail = "The body is not a JSON object."
+
+
+class InvalidText(InvalidRequest):
+    code = "invalid_text"
+    default_detail = "The body contains text that is not valid Unicode (a lone surrogate)."
+
+
+class NonceRequired(InvalidRequest):
+    code = "nonce_required"
+    default_detail = "Send a fresh random nonce (16 to 128 base64url characters) with every call."
+
+
+class InvalidNonce(InvalidRequest):
+    code = "invalid_nonce"
+    default_detail = "The nonce must be 16 to 128 base64url characters (A-Z a-z 0-9 _ -)."
+
+
+@dataclass
+class _Call:
+    """What is known of the request so far: it decides what the answer echoes and binds."""
+
+    operation: str | None = None
     nonce: str | None = None
+    raw: dict[str, Any] | None = None
+
+    def binding(self) -> dict[str, str | None]:
+        """The signed `request` object (docs/license-format.md): hashes of what was sent,
+        never the values; a field not (yet) known to be well-formed text is null."""
+
+        def text(name: str) -> str | None:
+            value = self.raw.get(name) if self.raw is not None else None
+            return value if isinstance(value, str) and _encodable(value) else None
+
+        key, fingerprint, certificate = text("key"), text("fingerprint"), text("certificate")
+        return {
+            "operation": self.operation,
+            "key_sha256": (
+                key_sha256(key, self.nonce) if key is not None and self.nonce is not None else None
+            ),
+            "fingerprint_sha256": (
+                fingerprint_sha256(fingerprint) if fingerprint is not None else None
+            ),
+            "certificate_sha256": text_sha256(certificate) if certificate is not None else None,
+        }
+
+
+def handle(request: flask.Request, container: Container) -> flask.Response:
+    """Route, parse, call the service, sign. Never a traceback, never an unsigned answer
+    while the signing key is there; the nonce is echoed only once it is known good."""
+    call = _Call()
     try:
         if request.method != "POST":
             raise MethodNotAllowed(headers={"Allow": "POST"})
-        route = ROUTES.get(request.path.rstrip("/").rsplit("/", 1)[-1])
+        name = request.path.rstrip("/").rsplit("/", 1)[-1]
+        route = ROUTES.get(name)
         if route is None:
             raise NotFound("Unknown license API path.")
+        call.operation = name
         model, operation = route
         raw = _json_object(request)
-        echoed = raw.get("nonce")
-        nonce = echoed if isinstance(echoed, str) and 0 < len(echoed) <= 128 else None
-        parsed = validate(model, raw)
+        call.nonce = _nonce(raw)
+        call.raw = raw
+        parsed = _validate(model, raw)
         settings = container.settings
         network = network_prefix(
             client_address(
@@ -106,15 +174,20 @@ def handle(request: flask.Request, container: Container) -> flask.Response:
         answer = _error_answer(error)
     except Exception:
         _log.exception("license API failed", extra={"event": "license.error"})
-        answer = Answer(
-            StatusCode.UNAVAILABLE,
-            {"error": "internal_error", "detail": "An internal error occurred."},
-            http_status=500,
-        )
-    return signed_response(answer, nonce, container)
+        answer = _INTERNAL
+    return signed_response(answer, call, container)
+
+
+_INTERNAL = Answer(
+    StatusCode.UNAVAILABLE,
+    {"error": "internal_error", "detail": "An internal error occurred."},
+    http_status=500,
+)
 
 
 def _json_object(request: flask.Request) -> dict[str, Any]:
+    """The body as a JSON object of UTF-8-encodable text (so nothing that is hashed,
+    stored or echoed later can fail to encode)."""
     if (request.mimetype or "application/json").lower() != "application/json":
         raise UnsupportedMediaType("The body must be JSON.")
     if request.content_length is not None and request.content_length > MAX_BODY:
@@ -123,10 +196,49 @@ def _json_object(request: flask.Request) -> dict[str, Any]:
     try:
         raw = json.loads(body)
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise InvalidRequest("The body is not valid JSON.") from None
+        # ValueError covers bad JSON and integers beyond Python's int-string limit;
+        # RecursionError deep nesting (the 8 KiB cap bounds the work either way).
+        raise InvalidJson("The body is not valid JSON.") from None
     if not isinstance(raw, dict):
-        raise InvalidRequest("The body must be a JSON object.")
+        raise InvalidJson("The body must be a JSON object.")
+    for name, value in raw.items():
+        if not _encodable(name) or (isinstance(value, str) and not _encodable(value)):
+            raise InvalidText()
     return raw
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _nonce(raw: dict[str, Any]) -> str:
+    """The request's nonce, checked before anything echoes it."""
+    if "nonce" not in raw or raw["nonce"] is None:
+        raise NonceRequired()
+    nonce = raw["nonce"]
+    if not is_valid_nonce(nonce):
+        raise InvalidNonce()
+    assert isinstance(nonce, str)
+    return nonce
+
+
+def _validate(model: type[M], raw: dict[str, Any]) -> M:
+    """The request model, or INVALID_REQUEST naming a known field (never echoing an
+    unknown field's name or any value)."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = first["loc"]
+        field = str(loc[0]) if loc else ""
+        if first["type"] == "extra_forbidden":
+            raise InvalidRequest("The body has a field this operation does not take.") from None
+        where = field if field in model.model_fields else "body"
+        raise InvalidRequest(f"{where}: {first['msg']}") from None
 
 
 def _error_answer(error: CommerceError) -> Answer:
@@ -139,17 +251,28 @@ def _error_answer(error: CommerceError) -> Answer:
     )
 
 
-def response_body(answer: Answer, nonce: str | None, now: int) -> bytes:
+def response_body(answer: Answer, call: _Call, now: int) -> bytes:
     """The exact bytes that are sent and signed (compact JSON, keys sorted)."""
-    body: dict[str, Any] = {"status": answer.status.value, "nonce": nonce, "time": now}
+    body: dict[str, Any] = {
+        "status": answer.status.value,
+        "nonce": call.nonce,
+        "time": now,
+        "request": call.binding(),
+    }
     if answer.status in DETAILS and "detail" not in answer.fields:
         body["detail"] = DETAILS[answer.status]
     body.update(answer.fields)
     return json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
 
 
-def signed_response(answer: Answer, nonce: str | None, container: Container) -> flask.Response:
-    body = response_body(answer, nonce, int(container.clock.now().timestamp()))
+def signed_response(answer: Answer, call: _Call, container: Container) -> flask.Response:
+    now = int(container.clock.now().timestamp())
+    try:
+        body = response_body(answer, call, now)
+    except (UnicodeEncodeError, TypeError, ValueError):  # a value that cannot be sent
+        _log.exception("license answer cannot be encoded", extra={"event": "license.error"})
+        answer, call = _INTERNAL, _Call(call.operation, call.nonce)
+        body = response_body(answer, call, now)
     headers = {"Cache-Control": "no-store", **answer.headers}
     status = answer.http_status
     try:
@@ -158,7 +281,7 @@ def signed_response(answer: Answer, nonce: str | None, container: Container) -> 
         headers[KEY_ID_HEADER] = key_id(unb64url(signer.public_key_b64()))
     except CommerceError as error:  # no signing key: fail closed, say so unsigned
         _log.error("license answers cannot be signed: %s", error.code)
-        body = response_body(_error_answer(error), nonce, int(container.clock.now().timestamp()))
+        body = response_body(_error_answer(error), call, now)
         status = error.status
         headers = {"Cache-Control": "no-store"}
     response = flask.Response(body, status=status, mimetype="application/json")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from commerce.delivery.releases import is_valid_version
 from commerce.domain.models import Document, derived_id
-from commerce.licensing.verifier import fingerprint_sha256
+from commerce.licensing.verifier import NONCE_PATTERN, fingerprint_sha256
 
 
 class StatusCode(StrEnum):
@@ -58,7 +58,8 @@ _LABEL = r"^[^\x00-\x1f\x7f]*$"
 class LicenseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
-    nonce: str | None = Field(default=None, min_length=1, max_length=128, pattern=_PRINTABLE)
+    # Required: the signed answer echoes it and is bound to it (docs/license-format.md).
+    nonce: str = Field(min_length=16, max_length=128, pattern=NONCE_PATTERN.pattern)
 
 
 class KeyRequest(LicenseRequest):

@@ -8,7 +8,9 @@ decides.
 Certificate text:  `genxcert1.<base64url(payload)>.<base64url(signature)>`
 Signed message:    `b"genx-license-certificate/1\\n" + payload`
 Payload:           canonical JSON (see `canonical_json`)
-Response:          Ed25519 over the exact body bytes; `X-GENX-Signature`, `X-GENX-Key-Id`.
+Response:          Ed25519 over the exact body bytes; `X-GENX-Signature`, `X-GENX-Key-Id`;
+                   the body echoes the nonce and binds the request (`LicenseCall`), so
+                   `check_response` refuses replayed and relayed answers.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -172,28 +175,78 @@ def _verify(key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
 
 # --- responses -------------------------------------------------------------------------
 
+NONCE_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+KEY_HASH_CONTEXT = b"genx-license-key/1\n"
+OPERATIONS = ("validate", "activate", "deactivate", "certificate", "updates")
+
+
+def is_valid_nonce(nonce: object) -> bool:
+    """16 to 128 base64url characters (send 16 random bytes: 22 characters)."""
+    return isinstance(nonce, str) and NONCE_PATTERN.fullmatch(nonce) is not None
+
+
+def key_sha256(key: str, nonce: str) -> str:
+    """How an answer names the key it is about: lower-case hex SHA-256 of
+    `"genx-license-key/1\\n" || nonce || "\\n" || key`, the key exactly as sent (UTF-8).
+
+    Salted with the request's nonce so equal keys never hash alike across answers and
+    no table of key hashes can be precomputed; never the key itself.
+    """
+    return hashlib.sha256(
+        KEY_HASH_CONTEXT + nonce.encode("ascii") + b"\n" + key.encode("utf-8")
+    ).hexdigest()
+
+
+def text_sha256(text: str) -> str:
+    """Lower-case hex SHA-256 of a text's UTF-8 bytes (how an answer names a certificate)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class LicenseCall:
+    """What the plugin sent: the answer must be about exactly this request."""
+
+    operation: str
+    nonce: str
+    key: str | None = None
+    fingerprint: str | None = None
+    certificate: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.operation not in OPERATIONS:
+            raise ValueError(f"operation must be one of {OPERATIONS}")
+        if not is_valid_nonce(self.nonce):
+            raise ValueError("nonce must be 16 to 128 base64url characters")
+
+    def binding(self) -> dict[str, str | None]:
+        """The `request` object a signed answer to this call carries."""
+        return {
+            "operation": self.operation,
+            "key_sha256": key_sha256(self.key, self.nonce) if self.key is not None else None,
+            "fingerprint_sha256": (
+                fingerprint_sha256(self.fingerprint) if self.fingerprint is not None else None
+            ),
+            "certificate_sha256": (
+                text_sha256(self.certificate) if self.certificate is not None else None
+            ),
+        }
+
 
 class ResponseCheck(StrEnum):
     OK = "OK"
     UNSIGNED = "UNSIGNED"
     UNKNOWN_KEY = "UNKNOWN_KEY"
     BAD_SIGNATURE = "BAD_SIGNATURE"
-    NONCE_MISMATCH = "NONCE_MISMATCH"
+    MALFORMED = "MALFORMED"  # signed, but not a JSON object
+    NONCE_MISMATCH = "NONCE_MISMATCH"  # a replayed answer, or one to another request
+    REQUEST_MISMATCH = "REQUEST_MISMATCH"  # about another operation, key, machine or cert
 
 
-def check_response(
-    body: bytes,
-    signature: str | None,
-    key_id_header: str | None,
-    keys: PublicKeys,
-    *,
-    expected_nonce: str | None = None,
+def check_signature(
+    body: bytes, signature: str | None, key_id_header: str | None, keys: PublicKeys
 ) -> ResponseCheck:
-    """Is `body` an authentic answer to the request that carried `expected_nonce`?
-
-    Verifies the Ed25519 signature over the exact body bytes first and only then looks
-    inside (for the echoed nonce), so a forged or replayed answer is refused.
-    """
+    """Step one: did a trusted key sign these exact bytes? (OK says nothing about
+    which request they answer: a plugin uses `check_response`.)"""
     if not signature or not key_id_header:
         return ResponseCheck.UNSIGNED
     key = keys.get(key_id_header)
@@ -205,13 +258,41 @@ def check_response(
         return ResponseCheck.BAD_SIGNATURE
     if not _verify(key, raw_signature, body):
         return ResponseCheck.BAD_SIGNATURE
-    if expected_nonce is not None:
-        try:
-            echoed = json.loads(body).get("nonce")
-        except (ValueError, AttributeError):
-            return ResponseCheck.NONCE_MISMATCH
-        if not isinstance(echoed, str) or not hmac.compare_digest(echoed, expected_nonce):
-            return ResponseCheck.NONCE_MISMATCH
+    return ResponseCheck.OK
+
+
+def check_response(
+    body: bytes,
+    signature: str | None,
+    key_id_header: str | None,
+    keys: PublicKeys,
+    *,
+    request: LicenseCall,
+) -> ResponseCheck:
+    """Is `body` an authentic answer to exactly `request`?
+
+    Verifies the Ed25519 signature over the exact body bytes first and only then looks
+    inside: the echoed `nonce` must be the one sent (else a replay) and the `request`
+    object must name the same operation, key, machine and certificate (else an answer
+    obtained for another request, e.g. a relay's VALID for another machine).
+    """
+    signed = check_signature(body, signature, key_id_header, keys)
+    if signed is not ResponseCheck.OK:
+        return signed
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return ResponseCheck.MALFORMED
+    if not isinstance(answer, dict):
+        return ResponseCheck.MALFORMED
+    echoed = answer.get("nonce")
+    if not isinstance(echoed, str) or not hmac.compare_digest(
+        echoed.encode("utf-8", "replace"), request.nonce.encode("utf-8", "replace")
+    ):
+        return ResponseCheck.NONCE_MISMATCH
+    bound = answer.get("request")
+    if not isinstance(bound, dict) or bound != request.binding():
+        return ResponseCheck.REQUEST_MISMATCH
     return ResponseCheck.OK
 
 
