@@ -5,6 +5,7 @@
 
   var SESSION_ID = /^cs_[A-Za-z0-9_]{8,250}$/;
   var REF = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;  // as the checkout function accepts
+  var CLICK_ID = /^[A-Za-z0-9_-]{22,64}$/;  // likewise
   var params = new URLSearchParams(window.location.search);
 
   function say(form, text) {
@@ -36,14 +37,29 @@
     });
   }
 
+  // A random id per click on Buy (16 bytes, base64url): retries of the click carry it
+  // again, so they get the same Checkout Session; another buyer's click never does.
+  function newClickId() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return btoa(String.fromCharCode.apply(null, bytes))
+      .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
   // Buy: JSON to the checkout function, then go to the session's URL. If the script
-  // cannot reach the function at all, fall back to the plain form post.
+  // cannot reach the function at all, fall back to the plain form post (with the same
+  // click id, so a request that did arrive is not a second session).
   function enhanceBuy(form) {
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       var body = { locale: form.elements.locale.value };
       var ref = params.get("ref");
       if (ref && REF.test(ref)) { body.ref = ref; }
+      var click = form.elements.click_id;  // the page's inline script filled it already
+      if (click && !CLICK_ID.test(click.value) && window.crypto && window.crypto.getRandomValues) {
+        click.value = newClickId();
+      }
+      if (click && CLICK_ID.test(click.value)) { body.click_id = click.value; }
       busy(form, true);
       say(form, form.dataset.msgWorking);
       postJson(form.action, body).then(function (response) {

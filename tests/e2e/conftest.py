@@ -241,6 +241,12 @@ def session(browser: Any, request: pytest.FixtureRequest) -> Iterator[Session]:
 
 
 @pytest.fixture
+def another_session(browser: Any, request: pytest.FixtureRequest) -> Iterator[Session]:
+    """A second buyer: its own browser context (cookies, storage), same network."""
+    yield from _session(browser, request.node)
+
+
+@pytest.fixture
 def session_without_js(browser: Any, request: pytest.FixtureRequest) -> Iterator[Session]:
     yield from _session(browser, request.node, java_script_enabled=False)
 

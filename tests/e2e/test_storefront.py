@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -39,10 +42,8 @@ def pay_on_the_double(page, email: str) -> None:
 
 
 def product_page(e2e_stack: E2EStack, locale: str = "en") -> str:
-    """The product page with a unique `?ref=` (the script passes it on to checkout).
-
-    Checkout makes one session per (network, e-mail, locale, ref) and 10 s, so without
-    it two tests' clicks from 127.0.0.1 in the same 10 s would share a session."""
+    """The product page with a unique `?ref=` (the script passes it on to checkout as
+    attribution; sessions are per click anyway, see the click-id tests below)."""
     return e2e_stack.page_url("index.html", locale) + f"?ref=e2e{secrets.token_hex(6)}"
 
 
@@ -142,13 +143,81 @@ def test_a_buyer_pays_gets_the_email_and_downloads_the_release(e2e_stack, sessio
     assert digest == entry["sha256"]
 
 
+CLICK_ID = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+def click_buy(page, locale: str = "en") -> Any:
+    """Press Buy and return the request that went to the checkout function."""
+    with page.expect_request(lambda request: request.method == "POST") as sent:
+        page.get_by_role("button", name=BUY_LABEL[locale]).click()
+    return sent.value
+
+
+def pay_page_session(page) -> str:
+    page.wait_for_url(re.compile(r"/pay/cs_"))
+    match = re.search(r"/pay/(cs_[A-Za-z0-9_]+)", page.url)
+    assert match
+    return match.group(1)
+
+
+def test_two_buyers_on_one_network_clicking_together_get_two_sessions(
+    e2e_stack, session: Session, another_session: Session
+):
+    """Both browsers come from 127.0.0.1 with the same page, ref and locale: only the
+    random per-click ids tell the clicks apart."""
+    url = product_page(e2e_stack)
+    pages = [session.page, another_session.page]
+    for page in pages:
+        page.goto(url)
+
+    clicks = [json.loads(click_buy(page).post_data)["click_id"] for page in pages]
+    sessions = [pay_page_session(page) for page in pages]
+
+    assert all(CLICK_ID.fullmatch(click) for click in clicks), clicks
+    assert clicks[0] != clicks[1]
+    assert sessions[0] != sessions[1]
+
+
+def test_when_site_js_does_not_run_the_plain_form_post_carries_a_fresh_click_id(
+    e2e_stack, session: Session
+):
+    """The inline script alone fills the id on submit; coming back to the page and
+    pressing Buy again is a new click with a new id."""
+    page = session.page
+    page.route(
+        "**/site.js*",
+        lambda route: route.fulfill(status=200, content_type="text/javascript", body=""),
+    )
+    page.goto(product_page(e2e_stack))
+
+    first = click_buy(page)
+    first_session = pay_page_session(page)
+    page.go_back()
+    page.wait_for_url(re.compile(r"/index\.html"))
+    second = click_buy(page)
+    second_session = pay_page_session(page)
+
+    ids = [parse_qs(r.post_data, keep_blank_values=True)["click_id"][0] for r in (first, second)]
+    assert first.headers["content-type"].startswith("application/x-www-form-urlencoded")
+    assert all(CLICK_ID.fullmatch(click) for click in ids), ids
+    assert ids[0] != ids[1]
+    assert first_session != second_session
+
+
 def test_without_javascript_the_buy_button_still_reaches_checkout(
     e2e_stack, session_without_js: Session
 ):
     page = session_without_js.page
     email = new_buyer("nojs")
+    page.goto(product_page(e2e_stack))
 
-    buy(e2e_stack, page, "en", email)
+    sent = click_buy(page)
+    page.wait_for_url(re.compile(r"/pay/cs_"))
+    pay_on_the_double(page, email)
+    page.wait_for_url(re.compile(r"/success\.html\?session_id=cs_"))
+
+    # No script ran: no click id, so no idempotency key (never one shared with others).
+    assert parse_qs(sent.post_data, keep_blank_values=True)["click_id"] == [""]
 
     assert page.get_by_text("The live order status needs JavaScript.").is_visible()
     screenshot(page, "en-nojs-success")

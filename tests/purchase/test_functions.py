@@ -201,10 +201,63 @@ def test_checkout_creates_a_payment_session_for_the_configured_price(
     assert [item.price.id for item in items.data] == [price_id]
 
 
+CLICK = "c1ick-0123456789abcdefghij"  # as the storefront makes one: 22+ base64url chars
+
+
+def checkout_from(network: str, **body: Any) -> str:
+    """The session id a buyer at `network` (the client address) gets for `body`."""
+    answer = client_of("checkout").post(
+        "/", data=json.dumps(body), headers=JSON_HEADERS, environ_base={"REMOTE_ADDR": network}
+    )
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    session_id: str = answer.get_json()["id"]
+    return session_id
+
+
 def test_a_double_click_returns_the_same_session(container):
-    first = start_checkout(email="jane@example.com")
-    second = start_checkout(email="jane@example.com")
+    first = start_checkout(email="jane@example.com", click_id=CLICK)
+    second = start_checkout(email="jane@example.com", click_id=CLICK)
     assert first["id"] == second["id"]
+
+
+def test_two_buyers_behind_one_nat_clicking_together_get_two_sessions(container, stripe_client):
+    """Same network, same moment, same (empty) form: only the click ids differ."""
+    first = checkout_from("198.51.100.7", locale="en", click_id="buyer-one-click-0000000001")
+    second = checkout_from("198.51.100.7", locale="en", click_id="buyer-two-click-0000000002")
+
+    assert first != second
+    references = {
+        stripe_client.v1.checkout.sessions.retrieve(s).client_reference_id for s in (first, second)
+    }
+    assert len(references) == 2
+
+
+def test_a_click_id_replayed_from_another_network_is_another_session(container):
+    here = checkout_from("198.51.100.7", click_id=CLICK)
+    again = checkout_from("198.51.100.7", click_id=CLICK)
+    elsewhere = checkout_from("203.0.113.9", click_id=CLICK)
+
+    assert here == again
+    assert elsewhere != here
+
+
+def test_without_a_click_id_every_request_is_its_own_session(container):
+    """A browser that ran no script sends no id: no key of ours, never a shared one."""
+    first = checkout_from("198.51.100.7", locale="en")
+    second = checkout_from("198.51.100.7", locale="en")
+
+    assert first != second
+
+
+def test_a_form_post_carries_the_click_id_of_the_inline_script(container):
+    body = {"locale": "en", "click_id": CLICK}
+    first = client_of("checkout").post("/", data=body)
+    second = client_of("checkout").post("/", data=body)
+    without = client_of("checkout").post("/", data={"locale": "en", "click_id": ""})
+
+    assert first.status_code == second.status_code == without.status_code == 303
+    assert first.headers["Location"] == second.headers["Location"]
+    assert without.headers["Location"] != first.headers["Location"]
 
 
 def test_a_form_post_is_redirected_to_the_payment_page(container):
@@ -224,6 +277,10 @@ def test_a_form_post_is_redirected_to_the_payment_page(container):
         ('{"locale": "fr"}', "application/json", 400, "invalid_request"),
         ('{"ref": "../../etc"}', "application/json", 400, "invalid_request"),
         ('{"price": "price_cheap"}', "application/json", 400, "invalid_request"),
+        ('{"click_id": "short"}', "application/json", 400, "invalid_request"),
+        ('{"click_id": "' + "x" * 65 + '"}', "application/json", 400, "invalid_request"),
+        ('{"click_id": "has space 0123456789abcdef"}', "application/json", 400, "invalid_request"),
+        ('{"click_id": 12345678901234567890123}', "application/json", 400, "invalid_request"),
         ('{"ref": "' + "x" * 4000 + '"}', "application/json", 413, "payload_too_large"),
         ("email=a@example.com", "text/plain", 415, "unsupported_media_type"),
     ],

@@ -129,6 +129,20 @@ def test_the_forms_post_to_the_configured_functions_with_the_page_locale(site):
     assert 'data-order-status="http://127.0.0.1:9324/"' in read(site, "success.html")
 
 
+@pytest.mark.parametrize("page", ["index.html", "de/index.html"])
+def test_the_buy_form_gets_its_click_id_in_the_browser_never_at_build_time(site, page):
+    """The built page carries an empty click_id and the inline script that fills it on
+    submit from the browser's secure random source (the browser tests run it)."""
+    index = read(site, page)
+    form = index.split("data-buy", 1)[1].split("</form>", 1)[0]
+    script = index.split("</form>", 1)[1].split("</script>", 1)[0]
+
+    assert '<input type="hidden" name="click_id" value="" autocomplete="off">' in form
+    assert script.lstrip().startswith("<script>")
+    assert "crypto.getRandomValues" in script
+    assert "Math.random" not in script
+
+
 def test_function_urls_default_to_paths_under_the_public_base_url(tmp_path):
     urls = build.function_urls(make_settings(public_base_url="https://api.shop.example/"))
     assert urls == {

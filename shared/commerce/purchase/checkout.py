@@ -2,15 +2,24 @@
 
 Guest checkout in `payment` mode for the one configured Price, promotion codes
 allowed, the buyer's language, attribution in metadata (copied onto the
-PaymentIntent so refunds and disputes can be traced), and an idempotency key built
-from who asked, what they asked and a 10-second time bucket: a double click or a
-retried request yields the same session instead of two.
+PaymentIntent so refunds and disputes can be traced).
+
+Idempotency comes from the click, not from who clicked: the storefront makes a random
+`click_id` for every click on Buy and sends it again with any retry of that click, so
+a double submission or a retried request yields the same session, while two buyers
+behind one NAT who click at the same moment get two sessions. The Stripe idempotency
+key is a hash of that id together with the client's network and the request's
+parameters (so a leaked id replayed from elsewhere, or with other parameters, is a new
+session rather than someone else's, and Stripe never sees one key with two parameter
+sets). A request without a click id (a plain form post from a browser that runs no
+script) gets no idempotency key of ours: at worst a second, unused session that
+expires, never a session shared with another buyer.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+import secrets
 from typing import Any
 
 from commerce.clock import Clock
@@ -25,29 +34,33 @@ from commerce.purchase.schemas import (
 from commerce.ratelimit import RateLimiter
 from commerce.settings import Settings
 
-IDEMPOTENCY_BUCKET_SECONDS = 10
 DEFAULT_LOCALE = "en"
 _log = get_logger("commerce.purchase.checkout")
 
 
-def idempotency_key(client_network: str, request: CheckoutRequest, now: datetime) -> str:
-    """Same (network, e-mail, locale, ref) within one 10 s bucket -> same key."""
-    bucket = int(now.timestamp()) // IDEMPOTENCY_BUCKET_SECONDS
+def idempotency_key(client_network: str, request: CheckoutRequest) -> str | None:
+    """The Stripe idempotency key of this click, or None when the page sent no click id."""
+    if request.click_id is None:
+        return None
     material = "\x1f".join(
         (
+            "checkout-click/1",
+            request.click_id,
             client_network,
             (request.email or "").lower(),
             request.locale,
             request.ref or "",
-            str(bucket),
         )
     )
     return "checkout-" + hashlib.sha256(material.encode()).hexdigest()[:40]
 
 
-def client_reference_id(key: str) -> str:
+def client_reference_id(key: str | None) -> str:
     """Opaque per-click id for attribution. Derived from the idempotency key because a
-    repeated request must send identical parameters (Stripe refuses otherwise)."""
+    repeated request must send identical parameters (Stripe refuses otherwise); random
+    when there is no key."""
+    if key is None:
+        return "cr_" + secrets.token_hex(12)
     return "cr_" + hashlib.sha256(b"client-reference:" + key.encode()).hexdigest()[:24]
 
 
@@ -96,7 +109,7 @@ class CheckoutService:
         self.rate_limiter.check(f"checkout:{client_network}", self.settings.checkout_rate_limit)
         if not self.settings.stripe_price_id:
             raise CheckoutNotConfigured("Checkout is not configured: STRIPE_PRICE_ID is empty.")
-        key = idempotency_key(client_network, request, self.clock.now())
+        key = idempotency_key(client_network, request)
         session = self.gateway.create_checkout_session(
             session_params(self.settings, request, client_reference_id(key)), key
         )
@@ -110,7 +123,7 @@ class CheckoutService:
                 "session_id": session_id,
                 "locale": request.locale,
                 "ref": request.ref,
-                "idempotency_key_hash": key[-12:],
+                "idempotency_key_hash": key[-12:] if key else None,
             },
         )
         return CheckoutResult(session_id, url)

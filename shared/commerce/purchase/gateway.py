@@ -106,12 +106,14 @@ class StripeGateway:
             return self._client
 
     def create_checkout_session(
-        self, params: Mapping[str, Any], idempotency_key: str
+        self, params: Mapping[str, Any], idempotency_key: str | None
     ) -> dict[str, Any]:
+        """Create a session; without a key of ours the library still sends one of its
+        own per call (it does so for every POST), so its retries stay safe."""
         try:
             session = self.client.v1.checkout.sessions.create(
                 params=dict(params),  # type: ignore[arg-type]
-                options={"idempotency_key": idempotency_key},
+                options={"idempotency_key": idempotency_key} if idempotency_key else {},
             )
         except stripe.StripeError as exc:
             raise _provider_error(exc, "checkout.sessions.create") from None

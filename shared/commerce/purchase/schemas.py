@@ -18,6 +18,9 @@ Locale = Literal["en", "de"]
 # Deliberately simple: one @, no spaces, a dot in the domain. Stripe validates again.
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 _REF = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+# A per-click random id from the storefront: 16 random bytes base64url-encoded are 22
+# characters; anything shorter could be guessed or shared, anything longer is not ours.
+CLICK_ID_PATTERN = r"^[A-Za-z0-9_-]{22,64}$"
 
 
 class CheckoutRequest(BaseModel):
@@ -28,6 +31,10 @@ class CheckoutRequest(BaseModel):
     email: StrictStr | None = Field(default=None, max_length=254)
     locale: Locale = "en"
     ref: StrictStr | None = Field(default=None, pattern=_REF)
+    # Made fresh by the page for each click on Buy (site.js, or the form's inline
+    # script); retries of that click carry it again. Absent (no script ran): no
+    # idempotency key at all, never one shared with other buyers.
+    click_id: StrictStr | None = Field(default=None, pattern=CLICK_ID_PATTERN)
 
     @field_validator("email")
     @classmethod
