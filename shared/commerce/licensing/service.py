@@ -4,7 +4,8 @@ Every call answers a stable `StatusCode`. The license (with its order's state) i
 call (a refund, lost dispute or revocation shows on the next one); a wrong key learns
 NOT_FOUND and nothing else; a typo is INVALID_KEY before any lookup. Rate limits
 count per key hash and per client network on every call and per license on
-activations; refusals and every change of an activation are audited.
+activations; every change of an activation is audited, refusals once per license (or
+network), operation, status and hour and counted otherwise (`licensing.refusals`).
 
 Cost of a validation: ONE batch read of the license (which carries its order's state and
 its machines' ids) and the activation asked about; the hit itself is counted in memory
@@ -42,6 +43,7 @@ from commerce.licensing.models import (
     activation_id,
     fingerprint_hash,
 )
+from commerce.licensing.refusals import RefusalAudit
 from commerce.licensing.rules import choose_update, standing
 from commerce.licensing.verifier import CertificateState, load_public_key, verify_certificate
 from commerce.logs import get_logger
@@ -141,6 +143,7 @@ class LicenseService:
         self.counter = DeferredCounter(
             rate_limiter.repository, clock, flush_seconds=COUNTER_FLUSH_SECONDS
         )
+        self.refusals = RefusalAudit(auditor, clock)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -718,19 +721,24 @@ class LicenseService:
         key_hash: str | None = None,
         fields: dict[str, Any] | None = None,
     ) -> Answer:
-        self.auditor.record(
-            "license.refused",
-            license_id=license_.id if license_ is not None else license_id,
-            order_id=license_.order_id if license_ is not None else None,
+        # Audited once per subject (the license, else the network) and window; the
+        # rest are counted (commerce.licensing.refusals).
+        refused_license = license_.id if license_ is not None else license_id
+        network_id = self._network_id(network)
+        self.refusals.record(
+            subject=f"license:{refused_license}" if refused_license else f"net:{network_id}",
             operation=operation,
             status=status.value,
-            network=self._network_id(network),
+            license_id=refused_license,
+            order_id=license_.order_id if license_ is not None else None,
+            network=network_id,
             key_hash_prefix=key_hash[:12] if key_hash else None,
         )
         return Answer(status, fields or {})
 
     def close(self) -> None:
         self.counter.close()
+        self.refusals.flush()
         with self._pool_lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=False)
