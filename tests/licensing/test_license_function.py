@@ -456,6 +456,34 @@ def test_valid_requests_with_one_fuzzed_field_never_produce_a_5xx(
     }
 
 
+# Any code point, lone surrogates included (json.dumps writes them as \\udXXX escapes,
+# which is how a hostile client sends them).
+any_text = st.text(st.characters(exclude_categories=()), max_size=40)
+
+
+@FUZZ
+@given(
+    path=st.sampled_from(PATHS),
+    body=st.dictionaries(
+        st.sampled_from(FIELDS) | any_text,
+        any_text | st.sampled_from([N, machine(1), "1.0.0"]),
+        max_size=5,
+    ),
+    method=st.sampled_from(["POST", "POST", "GET", "PUT", "DELETE"]),
+)
+def test_fuzzed_text_with_lone_surrogates_anywhere_gets_a_signed_answer_below_500(
+    license_client: Any, public_keys: dict, path: str, body: dict, method: str
+) -> None:
+    response = license_client.open(
+        path, method=method, data=json.dumps(body), headers={"Content-Type": JSON}
+    )
+
+    assert response.status_code < 500, response.get_data()
+    answer = verified(response, public_keys)
+    nonce = answer["nonce"]
+    assert nonce is None or (nonce == body.get("nonce") and len(nonce) >= 16)
+
+
 def test_a_current_version_that_is_not_semver_is_an_invalid_request(
     license_client: Any, bought: Bought, public_keys: dict
 ) -> None:
