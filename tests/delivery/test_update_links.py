@@ -83,7 +83,12 @@ def test_an_update_link_made_without_derivation_secrets_is_redeemed_by_download(
         "license_api",
         "POST",
         "/updates",
-        json={"key": key, "current_version": "0.9.0", "platform": PLATFORM, "nonce": "n-1"},
+        json={
+            "key": key,
+            "current_version": "0.9.0",
+            "platform": PLATFORM,
+            "nonce": "update-links-nonce-0001",
+        },
     )
     assert answer.status_code == 200, answer.get_data(as_text=True)
     body = answer.get_json()
@@ -117,7 +122,12 @@ def test_the_token_is_random_not_derived_and_cannot_be_re_derived(
             "license_api",
             "POST",
             "/updates",
-            json={"key": bought.purchase.key, "current_version": "0.9.0", "platform": PLATFORM},
+            json={
+                "key": bought.purchase.key,
+                "current_version": "0.9.0",
+                "platform": PLATFORM,
+                "nonce": "update-links-nonce-0002",
+            },
         ).get_json()["update"]["download"]["url"]
         for _ in range(2)
     ]

@@ -363,7 +363,12 @@ def _drive(
 
     # license_api: every operation, and the update link it hands out redeemed
     def license_call(operation: str, **body: Any) -> dict[str, Any]:
-        answer = call("license_api", "POST", f"/{operation}", json={"nonce": "n", **body})
+        answer = call(
+            "license_api",
+            "POST",
+            f"/{operation}",
+            json={"nonce": "iam-contract-nonce-0001", **body},
+        )
         assert answer.status_code == 200, answer.get_data(as_text=True)
         result: dict[str, Any] = answer.get_json()
         return result
