@@ -43,7 +43,7 @@ from google.cloud.firestore_v1 import client, document, query, transaction
 
 from bench.common import percentile, write_section
 from commerce.bootstrap import Container, use_container
-from commerce.repositories import transactions
+from commerce.repositories import firestore_wire as transactions
 from commerce.secrets import EnvSecrets
 from commerce.settings import Settings
 from tests.purchase import stripe_events as se

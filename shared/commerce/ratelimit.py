@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from commerce.clock import Clock
+from commerce.domain.rate_limits import RateDecision, RateWindow, window_for
 from commerce.errors import RateLimited
 from commerce.logs import get_logger
 from commerce.repositories import RateLimitRepository
-from commerce.repositories.rate_limits import RateDecision, RateWindow
 
 
 class RateLimiter:
@@ -35,7 +35,7 @@ class RateLimiter:
     def window(self, bucket: str, limit: int, *, window_seconds: int | None = None) -> RateWindow:
         """The bucket's counter for the current window, to be counted in a caller's
         transaction together with the work it guards (see delivery.download)."""
-        return self.repository.window(
+        return window_for(
             bucket,
             limit=limit,
             window_seconds=window_seconds or self.window_seconds,
@@ -135,7 +135,7 @@ class DeferredCounter:
                 if self._tallies[path].window.expires_at <= now:
                     del self._tallies[path]  # the window is over and written
             for window in windows:
-                tally = self._tallies.setdefault(window.ref.path, _Tally(window))
+                tally = self._tallies.setdefault(window.doc_id, _Tally(window))
                 tally.total += 1
                 tally.unsent += 1
                 totals.append(tally.total)
@@ -155,7 +155,7 @@ class DeferredCounter:
             return [
                 window
                 for window in windows
-                if (tally := self._tallies.get(window.ref.path)) is None
+                if (tally := self._tallies.get(window.doc_id)) is None
                 or tally.others is None
                 or tally.learned_at < oldest
             ]
@@ -167,7 +167,7 @@ class DeferredCounter:
         for window, document in zip(windows, documents, strict=True):
             stored = int((document or {}).get("count", 0))
             by_counter = (document or {}).get("by_counter") or {}
-            self._learnt(window.ref.path, stored - int(by_counter.get(self.counter_id, 0)))
+            self._learnt(window.doc_id, stored - int(by_counter.get(self.counter_id, 0)))
 
     def _learnt(self, path: str, others: int) -> None:
         with self._lock:
@@ -183,7 +183,7 @@ class DeferredCounter:
         """One decision per window: other counters' hits as last learnt + this one's."""
         with self._lock:
             others = [
-                (tally.others or 0) if (tally := self._tallies.get(w.ref.path)) else 0
+                (tally.others or 0) if (tally := self._tallies.get(w.doc_id)) else 0
                 for w in windows
             ]
         decisions = []
@@ -198,7 +198,7 @@ class DeferredCounter:
     def first_refusal(self, window: RateWindow) -> bool:
         """True once per window on this counter (to audit a flood once, not per hit)."""
         with self._lock:
-            tally = self._tallies.get(window.ref.path)
+            tally = self._tallies.get(window.doc_id)
             if tally is None or tally.refusal_seen:
                 return False
             tally.refusal_seen = True
@@ -224,7 +224,7 @@ class DeferredCounter:
                         tally.unsent += n
                 raise
             for (tally, _), (count, own_written) in zip(sending, after, strict=True):
-                self._learnt(tally.window.ref.path, count - own_written)
+                self._learnt(tally.window.doc_id, count - own_written)
 
     def close(self) -> None:
         """Stop the background thread and write what is left."""

@@ -32,7 +32,8 @@ def instance(firestore_db: Any, clock: FixedClock, **limits: int) -> tuple[Conta
 
 def stored_count(container: Container, key: str, limit: int) -> int:
     bucket = f"license:key:{container.keys.hash_key(key)}"
-    snapshot = container.rate_limiter.window(bucket, limit).ref.get()
+    window = container.rate_limiter.window(bucket, limit)
+    snapshot = container.rate_limits.ref_of(window).get()
     return int((snapshot.to_dict() or {}).get("count", 0)) if snapshot.exists else 0
 
 

@@ -17,8 +17,12 @@ from commerce.repositories import (
     OrderRepository,
 )
 from commerce.repositories.base import Repository, Transaction
+from commerce.repositories.firestore_wire import (
+    document_path,
+    read_documents,
+    run_transaction,
+)
 from commerce.repositories.rate_limits import RateWindow
-from commerce.repositories.transactions import read_documents, run_transaction
 
 R = TypeVar("R")
 
@@ -45,7 +49,7 @@ class RedemptionStore:
     The grant and the rate-limit counters are fetched in one batch (their ids are known
     from the token and the client), then order and license in a second one: two reads
     per redemption however many checks run. The first read also begins the transaction
-    (`commerce.repositories.transactions`), so a redemption costs three round trips
+    (`commerce.repositories.firestore_wire`), so a redemption costs three round trips
     (read, read, commit) instead of four.
     """
 
@@ -69,12 +73,14 @@ class RedemptionStore:
         self, tx: Transaction, token_hash: str, windows: list[RateWindow]
     ) -> RedemptionReads:
         grant_ref = self.grants.ref(token_hash)
-        found = read_documents(self.db, [grant_ref, *(window.ref for window in windows)], tx)
-        grant_data = found.get(grant_ref._document_path)
+        found = read_documents(
+            self.db, [grant_ref, *(self._counter_ref(window) for window in windows)], tx
+        )
+        grant_data = found.get(document_path(grant_ref))
         grant = None if grant_data is None else self.grants.from_document(token_hash, grant_data)
         counts = []
         for window in windows:
-            data = found.get(window.ref._document_path)
+            data = found.get(document_path(self._counter_ref(window)))
             counts.append(int((data or {}).get("count") or 0))
         return RedemptionReads(grant, tuple(counts))
 
@@ -83,15 +89,21 @@ class RedemptionStore:
     ) -> tuple[Order | None, License | None]:
         order_ref, license_ref = self.orders.ref(order_id), self.licenses.ref(license_id)
         found = read_documents(self.db, [order_ref, license_ref], tx)
-        order_data = found.get(order_ref._document_path)
-        license_data = found.get(license_ref._document_path)
+        order_data = found.get(document_path(order_ref))
+        license_data = found.get(document_path(license_ref))
         return (
             None if order_data is None else self.orders.from_document(order_id, order_data),
             None if license_data is None else self.licenses.from_document(license_id, license_data),
         )
 
     def count_hit(self, tx: Transaction, window: RateWindow, count: int) -> None:
-        tx.set(window.ref, window.counted(count))
+        counted = window.counted(count)
+        tx.set(
+            self._counter_ref(window), {"count": counted.count, "expires_at": counted.expires_at}
+        )
+
+    def _counter_ref(self, window: RateWindow) -> firestore.DocumentReference:
+        return self.db.collection("rate_limits").document(window.doc_id)
 
     def count_redemption(self, tx: Transaction, grant: DownloadGrant) -> None:
         tx.update(self.grants.ref(grant.token_hash), {"redemptions": grant.redemptions + 1})

@@ -17,7 +17,7 @@ from commerce.domain.models import License
 from commerce.licensing.models import Activation
 from commerce.repositories import LicenseRepository, OrderRepository
 from commerce.repositories.base import Repository, Transaction
-from commerce.repositories.transactions import read_documents
+from commerce.repositories.firestore_wire import document_path, read_documents
 
 # license id -> the id of the activation a request is about (or None)
 ActivationIdFor = Callable[[str], str | None]
@@ -134,15 +134,15 @@ class LicenseStateStore:
         activation_ref = self.activations.ref(activation_id) if activation_id else None
         refs = [license_ref] if activation_ref is None else [license_ref, activation_ref]
         found = read_documents(self.db, [*refs, *extra], tx)
-        extras = [found.get(ref._document_path) for ref in extra]
-        license_data = found.get(license_ref._document_path)
+        extras = [found.get(document_path(ref)) for ref in extra]
+        license_data = found.get(document_path(license_ref))
         if license_data is None:
             return None, extras
         license_ = self.licenses.from_document(license_id, license_data)
         activation = None
-        if activation_ref is not None and activation_ref._document_path in found:
+        if activation_ref is not None and document_path(activation_ref) in found:
             activation = self.activations.from_document(
-                activation_ref.id, found[activation_ref._document_path]
+                activation_ref.id, found[document_path(activation_ref)]
             )
             if activation.license_id != license_.id:
                 activation = None
@@ -180,4 +180,4 @@ class LicenseStateStore:
     ) -> list[dict[str, Any] | None]:
         """The data of each document (None: missing), in one batch get."""
         found = read_documents(self.db, refs)
-        return [found.get(ref._document_path) for ref in refs]
+        return [found.get(document_path(ref)) for ref in refs]

@@ -162,7 +162,9 @@ class LicenseService:
         own_hits = self.counter.hit(windows)
         unknown = self.counter.needs_reading(windows)
         state, counters = self.store.read_by_key_with(
-            key_hash, _activation_for(fp_hash), [window.ref for window in unknown]
+            key_hash,
+            _activation_for(fp_hash),
+            [self.rate_limiter.repository.ref_of(window) for window in unknown],
         )
         self.counter.learn(unknown, counters)
         self._check_counted(limits, windows, own_hits, network, key_hash=key_hash)
@@ -566,7 +568,10 @@ class LicenseService:
         windows = self._windows(limits)
         own_hits = self.counter.hit(windows)
         unknown = self.counter.needs_reading(windows)
-        self.counter.learn(unknown, self.store.read_documents([w.ref for w in unknown]))
+        self.counter.learn(
+            unknown,
+            self.store.read_documents([self.rate_limiter.repository.ref_of(w) for w in unknown]),
+        )
         self._check_counted(limits, windows, own_hits, network)
         return self._refused(operation, StatusCode.INVALID_KEY, network)
 
@@ -600,7 +605,9 @@ class LicenseService:
         own_hits = self.counter.hit(windows)
         unknown = self.counter.needs_reading(windows)
         counted = (
-            self.pool.submit(self.store.read_documents, [w.ref for w in unknown])
+            self.pool.submit(
+                self.store.read_documents, [self.rate_limiter.repository.ref_of(w) for w in unknown]
+            )
             if unknown
             else None
         )

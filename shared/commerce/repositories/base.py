@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from enum import Enum
 from typing import Any, ClassVar, Generic, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
-from pydantic import TypeAdapter
 
 from commerce.errors import AlreadyExists
-from commerce.repositories.transactions import before_query, read_documents, run_transaction
+from commerce.repositories.codec import Codec, to_storage
+from commerce.repositories.firestore_wire import (
+    before_query,
+    document_path,
+    read_documents,
+    run_transaction,
+)
 
 Transaction = firestore.Transaction
+# Where writes go: a transaction, or a batch (a Transaction is a WriteBatch).
+Writer = firestore.WriteBatch
 T = TypeVar("T")
-__all__ = ["Repository", "Transaction", "get_together", "run_transaction", "to_storage"]
+__all__ = ["Repository", "Transaction", "Writer", "get_together", "run_transaction", "to_storage"]
 
 
 def new_firestore_client(project: str) -> firestore.Client:
@@ -40,20 +46,9 @@ def get_together(
     found = read_documents(db, refs, tx)
     results: list[Any] = []
     for (repository, doc_id), ref in zip(reads, refs, strict=True):
-        data = found.get(ref._document_path)
+        data = found.get(document_path(ref))
         results.append(None if data is None else repository.from_document(doc_id, data))
     return results
-
-
-def to_storage(value: Any) -> Any:
-    """Enums to their values, tuples to lists, recursively (what Firestore stores)."""
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {str(k): to_storage(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_storage(v) for v in value]
-    return value
 
 
 class Repository(Generic[T]):
@@ -65,7 +60,7 @@ class Repository(Generic[T]):
 
     def __init__(self, db: firestore.Client) -> None:
         self.db = db
-        self._adapter: TypeAdapter[T] = TypeAdapter(self.model)
+        self.codec: Codec[T] = Codec(self.model, self.id_field)
 
     # -- mapping ---------------------------------------------------------------------
     def ref(self, doc_id: str) -> firestore.DocumentReference:
@@ -73,21 +68,17 @@ class Repository(Generic[T]):
 
     def path_of(self, doc_id: str) -> str:
         """The document's full resource name (how raw reads key their results)."""
-        path: str = self.ref(doc_id)._document_path
+        path: str = document_path(self.ref(doc_id))
         return path
 
     def to_document(self, item: T) -> dict[str, Any]:
-        data = self._adapter.dump_python(item, mode="python")
-        data.pop(self.id_field, None)  # the document id carries it
-        result: dict[str, Any] = to_storage(data)
-        return result
+        return self.codec.to_document(item)
 
     def from_document(self, doc_id: str, data: Mapping[str, Any]) -> T:
-        return self._adapter.validate_python({**data, self.id_field: doc_id})
+        return self.codec.from_document(doc_id, data)
 
     def id_of(self, item: T) -> str:
-        value: str = getattr(item, self.id_field)
-        return value
+        return self.codec.id_of(item)
 
     # -- operations -------------------------------------------------------------------
     def get(self, doc_id: str, tx: Transaction | None = None) -> T | None:
@@ -104,7 +95,7 @@ class Repository(Generic[T]):
             if (path := self.path_of(doc_id)) in found
         ]
 
-    def create(self, item: T, tx: Transaction | None = None) -> None:
+    def create(self, item: T, tx: Writer | None = None) -> None:
         """Create; an existing document with the same id raises AlreadyExists.
 
         In a transaction the conflict surfaces at commit: callers read first and
@@ -120,7 +111,7 @@ class Repository(Generic[T]):
         except gexc.Conflict as exc:
             raise AlreadyExists(f"{self.collection}/{self.id_of(item)} exists") from exc
 
-    def put(self, item: T, tx: Transaction | None = None) -> None:
+    def put(self, item: T, tx: Writer | None = None) -> None:
         ref = self.ref(self.id_of(item))
         data = self.to_document(item)
         if tx is not None:
@@ -128,14 +119,14 @@ class Repository(Generic[T]):
         else:
             ref.set(data)
 
-    def update(self, doc_id: str, fields: Mapping[str, Any], tx: Transaction | None = None) -> None:
+    def update(self, doc_id: str, fields: Mapping[str, Any], tx: Writer | None = None) -> None:
         data = to_storage(dict(fields))
         if tx is not None:
             tx.update(self.ref(doc_id), data)
         else:
             self.ref(doc_id).update(data)
 
-    def delete(self, doc_id: str, tx: Transaction | None = None) -> None:
+    def delete(self, doc_id: str, tx: Writer | None = None) -> None:
         if tx is not None:
             tx.delete(self.ref(doc_id))
         else:

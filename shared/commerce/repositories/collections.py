@@ -16,7 +16,7 @@ from commerce.domain.models import (
     WebhookEventRecord,
 )
 from commerce.domain.tokens import DownloadGrant
-from commerce.repositories.base import Repository, Transaction, to_storage
+from commerce.repositories.base import Repository, Transaction, Writer, to_storage
 
 
 class OrderRepository(Repository[Order]):
@@ -103,7 +103,7 @@ class AuditLogRepository:
     def __init__(self, db: firestore.Client) -> None:
         self.db = db
 
-    def append(self, entry: AuditEntry, tx: Transaction | None = None) -> str:
+    def append(self, entry: AuditEntry, tx: Writer | None = None) -> str:
         ref = self.db.collection(self.collection).document()
         data = to_storage(entry.model_dump(mode="python"))
         if tx is not None:

@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from google.cloud import firestore
 
+from commerce.domain.rate_limits import (
+    RATE_LIMITS_COLLECTION,
+    RateDecision,
+    RateWindow,
+    window_for,
+)
 from commerce.repositories.base import Transaction, run_transaction
-from commerce.repositories.transactions import read_documents
-
-
-@dataclass(frozen=True)
-class RateDecision:
-    allowed: bool
-    count: int
-    retry_after_seconds: int
-
-
-@dataclass(frozen=True)
-class RateWindow:
-    """The counter document of one bucket's current window, for callers that count
-    inside their own transaction (read `ref`, then `tx.set(ref, counted(n))`)."""
-
-    ref: firestore.DocumentReference
-    limit: int
-    retry_after_seconds: int
-    expires_at: datetime
-
-    def allows(self, count: int) -> bool:
-        return count < self.limit
-
-    def counted(self, count: int) -> dict[str, object]:
-        return {"count": count + 1, "expires_at": self.expires_at}
+from commerce.repositories.firestore_wire import document_path, pending_writes, read_documents
 
 
 class RateLimitRepository:
@@ -43,23 +23,19 @@ class RateLimitRepository:
     The bucket name is hashed so e-mail addresses or IPs used as buckets are not stored.
     """
 
-    collection = "rate_limits"
+    collection = RATE_LIMITS_COLLECTION
 
     def __init__(self, db: firestore.Client) -> None:
         self.db = db
 
     def hit(self, bucket: str, *, limit: int, window_seconds: int, now: datetime) -> RateDecision:
-        epoch = int(now.timestamp())
-        window_start = epoch - epoch % window_seconds
-        retry_after = window_start + window_seconds - epoch
-        name = hashlib.sha256(bucket.encode()).hexdigest()[:32]
-        ref = self.db.collection(self.collection).document(f"{name}-{window_start}")
-        expires_at = datetime.fromtimestamp(window_start + window_seconds, UTC) + timedelta(
-            seconds=window_seconds
-        )
+        window = window_for(bucket, limit=limit, window_seconds=window_seconds, now=now)
+        ref = self.ref_of(window)
+        retry_after = window.retry_after_seconds
+        expires_at = window.expires_at
 
         def count_one(tx: Transaction) -> RateDecision:
-            data = read_documents(self.db, [ref], tx).get(ref._document_path)
+            data = read_documents(self.db, [ref], tx).get(document_path(ref))
             count = int((data or {}).get("count", 0))
             if count >= limit:
                 return RateDecision(False, count, max(1, retry_after))
@@ -70,16 +46,10 @@ class RateLimitRepository:
 
     def window(self, bucket: str, *, limit: int, window_seconds: int, now: datetime) -> RateWindow:
         """Same document as `hit` uses, for counting inside a caller's transaction."""
-        epoch = int(now.timestamp())
-        window_start = epoch - epoch % window_seconds
-        name = hashlib.sha256(bucket.encode()).hexdigest()[:32]
-        return RateWindow(
-            ref=self.db.collection(self.collection).document(f"{name}-{window_start}"),
-            limit=limit,
-            retry_after_seconds=max(1, window_start + window_seconds - epoch),
-            expires_at=datetime.fromtimestamp(window_start + window_seconds, UTC)
-            + timedelta(seconds=window_seconds),
-        )
+        return window_for(bucket, limit=limit, window_seconds=window_seconds, now=now)
+
+    def ref_of(self, window: RateWindow) -> firestore.DocumentReference:
+        return self.db.collection(self.collection).document(window.doc_id)
 
     def increment(self, windows: Sequence[RateWindow]) -> list[int]:
         """Count one hit in each window with ONE atomic write (no read, no transaction)
@@ -91,7 +61,7 @@ class RateLimitRepository:
         batch = self.db.batch()
         for window in windows:
             batch.set(
-                window.ref,
+                self.ref_of(window),
                 {"count": firestore.Increment(1), "expires_at": window.expires_at},
                 merge=True,
             )
@@ -115,7 +85,7 @@ class RateLimitRepository:
         batch = self.db.batch()
         for window, n in hits:
             batch.set(
-                window.ref,
+                self.ref_of(window),
                 {
                     "count": firestore.Increment(n),
                     "by_counter": {counter_id: firestore.Increment(n)},
@@ -123,7 +93,7 @@ class RateLimitRepository:
                 },
                 merge=True,
             )
-        writes = list(batch._write_pbs)  # the batch forgets them on commit
+        writes = pending_writes(batch)  # the batch forgets them on commit
         results = batch.commit()
         after = []
         for write, result in zip(writes, results, strict=True):
@@ -136,3 +106,6 @@ class RateLimitRepository:
             }
             after.append((values["count"], values[own_field]))
         return after
+
+
+__all__ = ["RateDecision", "RateLimitRepository", "RateWindow"]

@@ -1,4 +1,14 @@
-"""Firestore transactions that begin with their first read, and batched raw reads.
+"""Every use of google-cloud-firestore's private names, in this one module.
+
+Firestore transactions that begin with their first read, batched raw reads, the raw
+protobuf encoding of plain writes, and the few private attributes the repositories
+need (a reference's full path, a batch's pending writes). Nothing else in the package
+touches a name of the library that starts with an underscore (tests/unit/
+test_firestore_wire.py checks that, and compares this module's encoding and decoding
+with the library's own, byte for byte, without an emulator). Upgrading
+google-cloud-firestore: bump the pin in requirements.txt, run
+`pytest tests/unit/test_firestore_wire.py`, and read the library's changes to
+`Transaction`, `_helpers` and `BatchGetDocuments` if it fails (docs/performance.md).
 
 Every read-write transaction of the package runs through `run_transaction` here. Its
 transaction (`ReadBegunTransaction`) does not call BeginTransaction up front: its first
@@ -11,9 +21,7 @@ way first.
 Reads are handled as raw protobuf messages and the writes of plain values (str, int,
 float, bool, None, bytes, datetime, dict, list) are encoded straight to protobuf;
 sentinels (transforms, deletes) and merges go through the library. This uses private
-parts of google-cloud-firestore (pinned in requirements.txt); tests/integration
-compare its encoding and decoding with the library's, byte for byte, so an upgrade
-that changes them fails there first.
+parts of google-cloud-firestore (pinned in requirements.txt).
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from google.cloud.firestore_v1.types import BatchGetDocumentsRequest
 from google.cloud.firestore_v1.types import Value as ValueTypes
 from google.cloud.firestore_v1.types import Write as WriteTypes
 
-from commerce.errors import TransientFailure
+from commerce.errors import AlreadyExists, NotFound, TransientFailure
 
 R = TypeVar("R")
 # path -> field data of the documents that exist (absent documents are left out)
@@ -67,22 +75,35 @@ def run_transaction(
             tx.ensure_begun()
             if retry_id is None:
                 retry_id = tx.id
-            tx._commit()
+            tx.commit_now()
         except gexc.Aborted:
             if retry_id is None and tx.in_progress:
                 retry_id = tx.id
-            tx._clean_up()
+            tx.forget()
             continue  # contention: try again with the same place in line
         except BaseException as exc:
-            if tx.in_progress:
-                # A failed rollback expires by itself; report the first error.
-                with contextlib.suppress(gexc.GoogleAPICallError):
-                    tx._rollback()
-            if isinstance(exc, gexc.DeadlineExceeded | gexc.ServiceUnavailable):
-                raise TransientFailure("storage is busy; please retry") from exc
-            raise
+            tx.abandon()
+            raise translated(exc) from exc
         return result
     raise TransientFailure("storage is busy; please retry")
+
+
+def translated(exc: BaseException) -> BaseException:
+    """A storage error as the package reports it: busy -> TransientFailure (503), a
+    create that collided at commit -> AlreadyExists, an update of a missing document
+    -> NotFound, a read after a write ->
+    ReadAfterWrite; anything else unchanged."""
+    from commerce.unit_of_work import ReadAfterWrite
+
+    if isinstance(exc, gexc.DeadlineExceeded | gexc.ServiceUnavailable | gexc.Aborted):
+        return TransientFailure("storage is busy; please retry")
+    if isinstance(exc, gexc.AlreadyExists):
+        return AlreadyExists(str(exc.message))
+    if isinstance(exc, gexc.NotFound):  # an update of a document that does not exist
+        return NotFound(str(exc.message))
+    if isinstance(exc, ReadAfterWriteError):
+        return ReadAfterWrite(str(exc))
+    return exc
 
 
 class ReadBegunTransaction(firestore.Transaction):
@@ -91,6 +112,28 @@ class ReadBegunTransaction(firestore.Transaction):
     def __init__(self, client: firestore.Client, retry_id: bytes | None = None) -> None:
         super().__init__(client)
         self._retry_id = retry_id
+
+    def commit_now(self) -> None:
+        """Commit (beginning first if nothing was read); Aborted on contention."""
+        self.ensure_begun()
+        self._commit()
+
+    def forget(self) -> None:
+        """Drop the state of an aborted attempt (Firestore already ended it)."""
+        self._clean_up()
+
+    def abandon(self) -> None:
+        """Roll back if begun. A failed rollback expires by itself, so the error that
+        led here is the one reported."""
+        if self.in_progress:
+            with contextlib.suppress(gexc.GoogleAPICallError):
+                self._rollback()
+        else:
+            self._clean_up()
+
+    @property
+    def has_writes(self) -> bool:
+        return bool(self._write_pbs)
 
     def ensure_begun(self) -> None:
         """Begin the ordinary way (before a query, or a commit without reads)."""
@@ -142,6 +185,17 @@ class ReadBegunTransaction(firestore.Transaction):
     def _add_fast(self, reference: Any, write: Any) -> None:
         self._document_references[reference._document_path] = reference
         self._add_write_pbs([WriteTypes.wrap(write)])
+
+
+def document_path(ref: firestore.DocumentReference) -> str:
+    """A reference's full resource name (how raw reads key their results)."""
+    path: str = ref._document_path
+    return path
+
+
+def pending_writes(batch: firestore.WriteBatch) -> list[Any]:
+    """The write messages a batch will commit (it forgets them on commit)."""
+    return list(batch._write_pbs)
 
 
 def read_documents(

@@ -1,0 +1,104 @@
+"""`commerce.repositories.firestore_wire` without an emulator: its direct protobuf
+encoding of writes and decoding of reads are the library's own, byte for byte, and no
+other module of the package uses a private name of google-cloud-firestore.
+
+Run these first after upgrading google-cloud-firestore (docs/performance.md, "Upgrading
+google-cloud-firestore"). The client below never connects (anonymous credentials, no
+request is sent): encoding and decoding are local.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore
+from google.cloud.firestore_v1 import _helpers
+
+from commerce.repositories.firestore_wire import ReadBegunTransaction, decode
+from tests.support.firestore_samples import AT, SAMPLES
+
+PACKAGE = Path(__file__).resolve().parents[2] / "shared" / "commerce"
+WIRE = PACKAGE / "repositories" / "firestore_wire.py"
+# Private names of google-cloud-firestore the package uses (all in firestore_wire.py).
+PRIVATE = re.compile(
+    r"\._document_path\b|\._write_pbs\b|\._add_write_pbs\b|\._document_references\b"
+    r"|\._commit\(|\._begin\(|\._rollback\(|\._clean_up\(|\._firestore_api\b"
+    r"|\._rpc_metadata\b|\._database_string\b|firestore_v1\._helpers|firestore_v1\.types"
+    r"|\bfirestore_v1 import _helpers"
+)
+
+
+@pytest.fixture
+def firestore_db() -> Iterator[firestore.Client]:
+    client = firestore.Client(project="demo-offline", credentials=AnonymousCredentials())
+    yield client
+    client.close()
+
+
+def library_writes(path: str, op: str, data: dict[str, Any]) -> list[Any]:
+    if op == "set":
+        return list(_helpers.pbs_for_set_no_merge(path, data))
+    if op == "create":
+        return list(_helpers.pbs_for_create(path, data))
+    return list(_helpers.pbs_for_update(path, data, None))
+
+
+@pytest.mark.parametrize(
+    ("op", "data"),
+    [
+        (op, data)
+        for op in ("set", "create", "update")
+        for data in SAMPLES
+        if data or op != "update"
+    ],
+)
+def test_direct_write_encoding_equals_the_librarys(
+    firestore_db: firestore.Client, op: str, data: dict[str, Any]
+) -> None:
+    tx = ReadBegunTransaction(firestore_db, None)
+    ref = firestore_db.document("things/one")
+    getattr(tx, op)(ref, data)
+    expected = library_writes(ref._document_path, op, data)
+    built = tx._write_pbs
+    assert [type(w) for w in built] == [type(w) for w in expected]
+    assert [w._pb for w in built] == [w._pb for w in expected]
+    assert built[0]._pb.update.name.endswith("/things/one")
+
+
+@pytest.mark.parametrize("data", SAMPLES)
+def test_direct_decoding_equals_the_librarys(
+    firestore_db: firestore.Client, data: dict[str, Any]
+) -> None:
+    fields = _helpers.encode_dict(data)
+    expected = _helpers.decode_dict(fields, firestore_db)
+    decoded = {key: decode(value._pb, firestore_db) for key, value in fields.items()}
+    assert decoded == expected
+    if data:
+        assert decoded["at" if "at" in data else "expires_at"] == AT
+
+
+def test_sentinel_values_still_go_through_the_library(firestore_db: firestore.Client) -> None:
+    tx = ReadBegunTransaction(firestore_db, None)
+    ref = firestore_db.document("things/one")
+    tx.set(ref, {"n": firestore.Increment(1), "at": firestore.SERVER_TIMESTAMP})
+    expected = _helpers.pbs_for_set_no_merge(ref._document_path, {"n": firestore.Increment(1),
+                                              "at": firestore.SERVER_TIMESTAMP})  # fmt: skip
+    assert [w._pb for w in tx._write_pbs] == [w._pb for w in expected]
+    assert len(tx._write_pbs[0]._pb.update_transforms) == 2
+
+
+def test_only_the_wire_module_uses_private_firestore_names() -> None:
+    offenders = [
+        f"{path.relative_to(PACKAGE)}:{number}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path != WIRE
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if PRIVATE.search(line)
+    ]
+    assert offenders == []
+    assert PRIVATE.search(WIRE.read_text())  # the pattern does find them where they are
