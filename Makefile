@@ -23,7 +23,7 @@ PY_STAMP := $(VENV)/.installed
 TASKS_STAMP := $(TASKS_VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help venv dev stop status seed test lint typecheck pytest fmt clean distclean
+.PHONY: help venv dev stop status seed test test-fast lint typecheck pytest fmt clean distclean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort \
@@ -74,6 +74,10 @@ seed: venv ## load sample customers and orders (every state) into the running st
 # ------------------------------------------------------------------------- checks
 
 test: venv lint typecheck pytest checkov ## everything CI checks: format, lint, types, tests, checkov
+
+test-fast: $(PY_STAMP) ## the Java-free tests only (unit + services on the in-memory store), seconds
+	@echo "==> fast tests: pytest -W error -m 'not emulators and not e2e'"
+	$(VENV)/bin/pytest -W error -q -m "not emulators and not e2e" $(PYTEST_ARGS)
 
 lint: $(PY_STAMP) ## ruff format --check and ruff check
 	@echo "==> lint: ruff format --check . && ruff check ."

@@ -1,32 +1,41 @@
 """The audit trail of commerce-critical events (orders, licenses, downloads, e-mails).
 
 Entries name ids and outcomes only: never keys, tokens, secrets or full addresses.
-Written inside the same transaction as the change they describe when there is one.
+Written inside the same unit of work as the change they describe when there is one
+(`uow=`); on their own (a refusal, an offer) in a batch of one write.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from commerce.clock import Clock
 from commerce.domain.models import AuditEntry
 from commerce.logs import get_logger, redact
-from commerce.repositories import AuditLogRepository, Transaction
+
+if TYPE_CHECKING:
+    from commerce.repositories import AuditLogRepository, Transaction
+    from commerce.unit_of_work import Storage, UnitOfWork
 
 AUDIT_RETENTION = timedelta(days=730)
 _log = get_logger("commerce.audit")
 
 
 class Auditor:
-    def __init__(self, repository: AuditLogRepository, clock: Clock) -> None:
-        self.repository = repository
+    def __init__(
+        self, storage: Storage, clock: Clock, repository: AuditLogRepository | None = None
+    ) -> None:
+        self.storage = storage
         self.clock = clock
+        # For the callers that still hold a Firestore transaction (`tx=`).
+        self.repository = repository
 
     def record(
         self,
         action: str,
         *,
+        uow: UnitOfWork | None = None,
         tx: Transaction | None = None,
         actor: str = "system",
         order_id: str | None = None,
@@ -47,7 +56,16 @@ class Auditor:
             details=redact(details),
             purge_at=now + AUDIT_RETENTION,
         )
-        self.repository.append(entry, tx)
+        if uow is not None:
+            uow.audit.append(entry)
+        elif tx is not None:
+            if self.repository is None:
+                raise RuntimeError("an audit entry in a transaction needs the repository")
+            self.repository.append(entry, tx)
+        else:
+            with self.storage.batch() as alone:
+                alone.audit.append(entry)
+                alone.commit()
         _log.info(
             "audit %s",
             action,

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from commerce.purchase.checkout import CheckoutService
     from commerce.purchase.fulfillment import Fulfillment
     from commerce.purchase.gateway import StripeGateway
+    from commerce.purchase.ledger import EventLedger
     from commerce.purchase.reconciliation import Reconciler
     from commerce.purchase.webhooks import WebhookService
     from commerce.ratelimit import RateLimiter
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     )
     from commerce.rotation import PepperRotation
     from commerce.signing import Signer
+    from commerce.unit_of_work import Storage
 
 
 def secrets_for(settings: Settings) -> SecretSource:
@@ -80,6 +82,23 @@ class Container:
         from commerce.repositories import new_firestore_client
 
         return new_firestore_client(self.settings.gcp_project)
+
+    @cached_property
+    def storage(self) -> Storage:
+        """Units of work (Firestore; tests may install `MemoryStorage`). Built on the
+        container's repositories, so a test that wraps one sees the units' calls."""
+        from commerce.repositories.unit_of_work import FirestoreStorage
+
+        return FirestoreStorage(
+            self.db,
+            orders=self.orders,
+            customers=self.customers,
+            licenses=self.licenses,
+            download_tokens=self.download_tokens,
+            email_jobs=self.email_jobs,
+            ledger=self.webhook_events,
+            audit=self.audit_log,
+        )
 
     @cached_property
     def orders(self) -> OrderRepository:
@@ -134,7 +153,14 @@ class Container:
     def auditor(self) -> Auditor:
         from commerce.audit import Auditor
 
-        return Auditor(self.audit_log, self.clock)
+        return Auditor(self.storage, self.clock, self._audit_log_if_firestore())
+
+    def _audit_log_if_firestore(self) -> AuditLogRepository | None:
+        """The audit repository for callers that still pass a Firestore transaction;
+        none when the storage is not Firestore (nothing to reach it with)."""
+        from commerce.repositories.unit_of_work import FirestoreStorage
+
+        return self.storage.audit if isinstance(self.storage, FirestoreStorage) else None
 
     @cached_property
     def keys(self) -> KeyService:
@@ -174,14 +200,16 @@ class Container:
             clock=self.clock,
             keys=self.keys,
             auditor=self.auditor,
-            orders=self.orders,
-            customers=self.customers,
-            licenses=self.licenses,
-            download_tokens=self.download_tokens,
-            webhook_events=self.webhook_events,
-            email_jobs=self.email_jobs,
+            storage=self.storage,
+            ledger=self.ledger,
             email_queue=lambda: self.email_queue,  # built on first enqueue, after commit
         )
+
+    @cached_property
+    def ledger(self) -> EventLedger:
+        from commerce.purchase.ledger import EventLedger
+
+        return EventLedger(self.storage, self.clock)
 
     @cached_property
     def checkout_service(self) -> CheckoutService:
@@ -201,7 +229,7 @@ class Container:
         return WebhookService(
             secrets=self.secrets,
             fulfillment=self.fulfillment,
-            orders=self.orders,
+            storage=self.storage,
             gateway=self.stripe_gateway,
         )
 
@@ -212,7 +240,7 @@ class Container:
         return Reconciler(
             gateway=self.stripe_gateway,
             fulfillment=self.fulfillment,
-            orders=self.orders,
+            storage=self.storage,
             clock=self.clock,
             default_days=self.settings.reconcile_lookback_days,
         )

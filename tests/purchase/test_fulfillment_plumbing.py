@@ -1,5 +1,5 @@
-"""The pieces the fulfillment transaction is built from: the batched read (against
-Google's Firestore emulator) and the per-session turns inside one instance."""
+"""The pieces the fulfillment transaction is built from: the unit of work's batched
+read (against Google's Firestore emulator) and the per-session turns inside one instance."""
 
 from __future__ import annotations
 
@@ -8,26 +8,26 @@ from typing import Any
 
 from commerce.purchase.fulfillment import SessionTurns, license_id_for
 from commerce.purchase.schemas import Outcome
-from commerce.repositories.base import get_together
 from tests.purchase import stripe_events as se
 
 
-def test_documents_read_together_come_back_in_the_order_asked_with_none_for_missing(
+def test_documents_read_together_come_back_by_key_with_none_for_missing(
     container: Any, deliver: Any
 ) -> None:
     evt = se.event("checkout.session.completed", se.checkout_session(email="a@example.com"))
     session_id = evt["data"]["object"]["id"]
     assert deliver(evt).outcome is Outcome.FULFILLED
 
-    ledger, missing, license_, order, order_again = get_together(
-        [
-            (container.webhook_events, evt["id"]),
-            (container.licenses, license_id_for("cs_test_never_paid")),
-            (container.licenses, license_id_for(session_id)),
-            (container.orders, session_id),
-            (container.orders, session_id),
-        ]
-    )
+    with container.storage.batch() as uow:
+        keys = (
+            uow.ledger.key(evt["id"]),
+            uow.licenses.key(license_id_for("cs_test_never_paid")),
+            uow.licenses.key(license_id_for(session_id)),
+            uow.orders.key(session_id),
+            uow.orders.key(session_id),
+        )
+        found = uow.read(*keys)
+    ledger, missing, license_, order, order_again = (found[key] for key in keys)
 
     assert ledger == container.webhook_events.get(evt["id"])
     assert missing is None

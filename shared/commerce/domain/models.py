@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from commerce.domain.ids import derived_id as derived_id  # re-exported
 from commerce.domain.orders import OrderState
 
 
@@ -18,18 +18,33 @@ class Document(BaseModel):
     id: str
 
 
-def derived_id(kind: str, *parts: str) -> str:
-    """A stable document id derived from outside ids, so a repeat is a no-op."""
-    digest = hashlib.sha256(":".join((kind, *parts)).encode()).hexdigest()[:24]
-    return f"{kind}_{digest}"
-
-
 def mask_email(email: str) -> str:
     """`jane@example.com` -> `j***@example.com` (for pages and support views)."""
     local, _, domain = email.partition("@")
     if not domain:
         return "***"
     return f"{local[:1]}***@{domain}"
+
+
+class CheckoutFacts(Protocol):
+    """What an order keeps of a Checkout Session (`purchase.schemas.SessionFacts`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def amount_total(self) -> int | None: ...
+    @property
+    def currency(self) -> str | None: ...
+    @property
+    def locale(self) -> str: ...
+    @property
+    def payment_intent_id(self) -> str | None: ...
+    @property
+    def referral(self) -> str | None: ...
+    @property
+    def livemode(self) -> bool: ...
 
 
 class Order(Document):
@@ -52,6 +67,54 @@ class Order(Document):
     channel: str = "stable"
     livemode: bool = False
     last_event_id: str | None = None
+
+    @classmethod
+    def from_session(
+        cls,
+        session: CheckoutFacts,
+        *,
+        state: OrderState,
+        now: datetime,
+        product_id: str,
+        **fields: Any,
+    ) -> Order:
+        """A new order for `session` (the session's facts, then `fields`)."""
+        return cls.model_validate(
+            {
+                "id": session.id,
+                "state": state,
+                "created_at": now,
+                "updated_at": now,
+                "product_id": product_id,
+                **session_facts(session),
+                **fields,
+            }
+        )
+
+    @classmethod
+    def placeholder(
+        cls, order_id: str, *, state: OrderState, now: datetime, product_id: str
+    ) -> Order:
+        """The order of a session whose payment events have not arrived yet (a refund or
+        dispute came first): it records the state, so a later fulfillment is blocked."""
+        return cls(id=order_id, state=state, created_at=now, updated_at=now, product_id=product_id)
+
+    def with_session(self, session: CheckoutFacts, **fields: Any) -> Order:
+        """This order with `session`'s facts (and `fields`) written over it."""
+        return self.model_copy(update={**session_facts(session), **fields})
+
+
+def session_facts(session: CheckoutFacts) -> dict[str, Any]:
+    """The fields an order takes from its Checkout Session."""
+    return {
+        "email_masked": mask_email(session.email) if session.email else None,
+        "amount_total": session.amount_total,
+        "currency": session.currency,
+        "locale": session.locale,
+        "payment_intent_id": session.payment_intent_id,
+        "referral": session.referral,
+        "livemode": session.livemode,
+    }
 
 
 class Customer(Document):

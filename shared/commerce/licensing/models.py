@@ -10,7 +10,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from commerce.delivery.releases import is_valid_version
-from commerce.domain.models import Document, derived_id
+from commerce.domain.ids import activation_id as activation_id  # re-exported
+from commerce.domain.models import Document
 from commerce.licensing.verifier import NONCE_PATTERN, fingerprint_sha256
 
 
@@ -32,11 +33,6 @@ class StatusCode(StrEnum):
 
 
 # --- stored documents ---------------------------------------------------------------
-
-
-def activation_id(license_id: str, fingerprint_hash: str) -> str:
-    """Derived from license and machine, so activating a machine twice is one document."""
-    return derived_id("act", license_id, fingerprint_hash)
 
 
 class Activation(Document):

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from commerce.domain.ids import activation_id
 from commerce.errors import InvalidLicenseKey, RateLimited
 from commerce.grants import download_link
 from commerce.licensing.certificates import CertificatePolicy, issue_certificate, signer_key_id
@@ -40,7 +41,6 @@ from commerce.licensing.models import (
     StatusCode,
     UpdatesRequest,
     ValidateRequest,
-    activation_id,
     fingerprint_hash,
 )
 from commerce.licensing.refusals import RefusalAudit

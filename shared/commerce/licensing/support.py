@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from commerce.domain.models import EmailJobKind, License, LicenseStatus, derived_id, mask_email
+from commerce.domain.ids import reissue_job_id as reissue_job_id  # re-exported
+from commerce.domain.models import EmailJobKind, License, LicenseStatus, mask_email
 from commerce.domain.orders import OrderState, can_transition, transition
 from commerce.errors import Conflict, NotFound
 from commerce.grants import new_email_job
@@ -59,11 +60,6 @@ class Reissued:
     email_job_id: str | None
     enqueued: bool
     activations_reset: int
-
-
-def reissue_job_id(license_id: str, generation: int) -> str:
-    """One re-issue e-mail per new generation, however often the command is retried."""
-    return derived_id("email", "reissue", license_id, str(generation))
 
 
 class LicenseSupport:

@@ -1,19 +1,21 @@
 """Repair missed webhooks: fulfil every paid Checkout Session of the last N days that
-has no fulfilled order, through the same transaction as the webhook (ledger id
-`reconcile:<session id>`), and report what was done."""
+has no fulfilled order, through the same once-per-event ledger as the webhook
+(`commerce.purchase.ledger`, ledger id `reconcile:<session id>`), and report what was
+done."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from commerce.clock import Clock
+from commerce.domain.ids import reconcile_ledger_id
 from commerce.domain.orders import OrderState
 from commerce.errors import CommerceError
 from commerce.logs import get_logger
-from commerce.purchase.fulfillment import Fulfillment, reconcile_ledger_id
+from commerce.purchase.fulfillment import Fulfillment
 from commerce.purchase.gateway import StripeGateway
 from commerce.purchase.schemas import Outcome, ReconcileReport, SessionFacts
-from commerce.repositories import OrderRepository
+from commerce.unit_of_work import Storage
 
 RECONCILE_EVENT_TYPE = "reconcile"
 _log = get_logger("commerce.purchase.reconciliation")
@@ -32,13 +34,13 @@ class Reconciler:
         *,
         gateway: StripeGateway,
         fulfillment: Fulfillment,
-        orders: OrderRepository,
+        storage: Storage,
         clock: Clock,
         default_days: int,
     ) -> None:
         self.gateway = gateway
         self.fulfillment = fulfillment
-        self.orders = orders
+        self.storage = storage
         self.clock = clock
         self.default_days = default_days
 
@@ -52,7 +54,8 @@ class Reconciler:
             if not (self.fulfillment.is_our_session(session) and session.is_complete_and_paid):
                 continue
             report.paid += 1
-            order = self.orders.get(session.id)
+            with self.storage.batch() as uow:
+                order = uow.orders.get(session.id)
             settled = _SETTLED.get(order.state) if order is not None else None
             if settled is not None:
                 setattr(report, settled, getattr(report, settled) + 1)

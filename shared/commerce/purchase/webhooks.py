@@ -1,4 +1,5 @@
-"""The Stripe webhook: verify, then route each event to one fulfillment change.
+"""The Stripe webhook: verify, then route each event (a table of handlers by event type)
+to one fulfillment change.
 
 Fail closed: without a signing secret nothing is read (503 `webhook_disabled`); an
 event whose signature is missing, wrong or older than 300 s is refused (400
@@ -10,7 +11,7 @@ delivers again; the transaction guarantees the retry finds nothing half-done.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from commerce.logs import get_logger
@@ -23,8 +24,8 @@ from commerce.purchase.schemas import (
     SessionFacts,
     WebhookDisabled,
 )
-from commerce.repositories import OrderRepository
 from commerce.secrets import SecretName, SecretSource
+from commerce.unit_of_work import Storage
 
 SESSION_COMPLETED = "checkout.session.completed"
 ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
@@ -44,6 +45,9 @@ HANDLED_EVENTS = (
 CHARGE_EVENTS = (CHARGE_REFUNDED, DISPUTE_CREATED, DISPUTE_CLOSED)
 DISPUTE_WON_STATUSES = frozenset({"won", "warning_closed"})
 _log = get_logger("commerce.purchase.webhooks")
+Handler = Callable[[str, str, Mapping[str, Any]], Change]  # (event id, type, data object)
+Ledger = dict[str, str]  # ledger_id, event_type
+ChargeAction = Callable[[str, Mapping[str, Any], Ledger], Change]  # (session id, object, ledger)
 
 
 class WebhookService:
@@ -52,13 +56,23 @@ class WebhookService:
         *,
         secrets: SecretSource,
         fulfillment: Fulfillment,
-        orders: OrderRepository,
+        storage: Storage,
         gateway: StripeGateway,
     ) -> None:
         self.secrets = secrets
         self.fulfillment = fulfillment
-        self.orders = orders
+        self.storage = storage
         self.gateway = gateway
+        # Stripe event dispatch: one handler per event type we act on; any other type
+        # is acknowledged once (IGNORED).
+        self._handlers: dict[str, Handler] = {
+            SESSION_COMPLETED: self._on_session,
+            ASYNC_SUCCEEDED: self._on_session,
+            ASYNC_FAILED: self._on_session,
+            CHARGE_REFUNDED: self._on_charge(self._refunded),
+            DISPUTE_CREATED: self._on_charge(self._dispute_opened),
+            DISPUTE_CLOSED: self._on_charge(self._dispute_closed),
+        }
 
     def handle(self, payload: bytes, signature_header: str | None) -> DeliveryResult:
         secret = self.secrets.get_optional(SecretName.STRIPE_WEBHOOK_SECRET)
@@ -106,37 +120,56 @@ class WebhookService:
         return DeliveryResult(event_id, event_type, change.outcome, change.order_id)
 
     def _dispatch(self, event_id: str, event_type: str, obj: Mapping[str, Any]) -> Change:
+        handler = self._handlers.get(event_type)
+        if handler is None:
+            return self.fulfillment.record_only(event_id, event_type, Outcome.IGNORED)
+        return handler(event_id, event_type, obj)
+
+    # -- one handler per event type (the table is built in __init__) -------------------
+    def _on_session(self, event_id: str, event_type: str, obj: Mapping[str, Any]) -> Change:
         ledger = {"ledger_id": event_id, "event_type": event_type}
-        if event_type in (SESSION_COMPLETED, ASYNC_SUCCEEDED, ASYNC_FAILED):
-            session = SessionFacts.from_stripe(obj)
-            if not self.fulfillment.is_our_session(session):
-                return self.fulfillment.record_only(event_id, event_type, Outcome.IGNORED)
-            if event_type == ASYNC_FAILED:
-                return self.fulfillment.mark_failed(session, event_id=event_id, **ledger)
-            if session.is_paid:
-                return self.fulfillment.fulfil(session, event_id=event_id, **ledger)
-            return self.fulfillment.record_pending(session, event_id=event_id, **ledger)
-        if event_type in CHARGE_EVENTS:
+        session = SessionFacts.from_stripe(obj)
+        if not self.fulfillment.is_our_session(session):
+            return self.fulfillment.record_only(event_id, event_type, Outcome.IGNORED)
+        if event_type == ASYNC_FAILED:
+            return self.fulfillment.mark_failed(session, event_id=event_id, **ledger)
+        if session.is_paid:
+            return self.fulfillment.fulfil(session, event_id=event_id, **ledger)
+        return self.fulfillment.record_pending(session, event_id=event_id, **ledger)
+
+    def _on_charge(self, act: ChargeAction) -> Handler:
+        """A charge or dispute event: find our session (order) first, then act."""
+
+        def handle(event_id: str, event_type: str, obj: Mapping[str, Any]) -> Change:
             session_id = self._session_of(obj.get("payment_intent"))
             if session_id is None:
                 return self.fulfillment.record_only(event_id, event_type, Outcome.NO_ORDER)
-            if event_type == CHARGE_REFUNDED:
-                amount = _int(obj.get("amount"))
-                refunded = _int(obj.get("amount_refunded"))
-                return self.fulfillment.record_refund(
-                    session_id,
-                    payment_intent_id=_str(obj.get("payment_intent")),
-                    amount_refunded=refunded,
-                    fully_refunded=bool(obj.get("refunded")) or (0 < amount <= refunded),
-                    **ledger,
-                )
-            if event_type == DISPUTE_CREATED:
-                return self.fulfillment.open_dispute(session_id, **ledger)
-            status = str(obj.get("status", ""))
-            if status == "lost" or status in DISPUTE_WON_STATUSES:
-                won = status in DISPUTE_WON_STATUSES
-                return self.fulfillment.close_dispute(session_id, won=won, **ledger)
-        return self.fulfillment.record_only(event_id, event_type, Outcome.IGNORED)
+            return act(session_id, obj, {"ledger_id": event_id, "event_type": event_type})
+
+        return handle
+
+    def _refunded(self, session_id: str, obj: Mapping[str, Any], ledger: Ledger) -> Change:
+        amount = _int(obj.get("amount"))
+        refunded = _int(obj.get("amount_refunded"))
+        return self.fulfillment.record_refund(
+            session_id,
+            payment_intent_id=_str(obj.get("payment_intent")),
+            amount_refunded=refunded,
+            fully_refunded=bool(obj.get("refunded")) or (0 < amount <= refunded),
+            **ledger,
+        )
+
+    def _dispute_opened(self, session_id: str, obj: Mapping[str, Any], ledger: Ledger) -> Change:
+        return self.fulfillment.open_dispute(session_id, **ledger)
+
+    def _dispute_closed(self, session_id: str, obj: Mapping[str, Any], ledger: Ledger) -> Change:
+        status = str(obj.get("status", ""))
+        if status == "lost" or status in DISPUTE_WON_STATUSES:
+            won = status in DISPUTE_WON_STATUSES
+            return self.fulfillment.close_dispute(session_id, won=won, **ledger)
+        return self.fulfillment.record_only(
+            ledger["ledger_id"], ledger["event_type"], Outcome.IGNORED
+        )
 
     def _session_of(self, payment_intent: object) -> str | None:
         """The Checkout Session (= order id) a charge or dispute belongs to, if ours.
@@ -148,9 +181,10 @@ class WebhookService:
             payment_intent = payment_intent.get("id")
         if not isinstance(payment_intent, str) or not payment_intent:
             return None
-        order = self.orders.by_payment_intent(payment_intent)
-        if order is not None:
-            return order.id
+        with self.storage.batch() as uow:
+            found = uow.orders.where("payment_intent_id", "==", payment_intent, limit=1)
+        if found:
+            return found[0].id
         for raw in self.gateway.sessions_for_payment_intent(payment_intent):
             session = SessionFacts.from_stripe(raw)
             if self.fulfillment.is_our_session(session):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 from google.api_core import exceptions as gexc
@@ -21,34 +21,12 @@ Transaction = firestore.Transaction
 # Where writes go: a transaction, or a batch (a Transaction is a WriteBatch).
 Writer = firestore.WriteBatch
 T = TypeVar("T")
-__all__ = ["Repository", "Transaction", "Writer", "get_together", "run_transaction", "to_storage"]
+__all__ = ["Repository", "Transaction", "Writer", "run_transaction", "to_storage"]
 
 
 def new_firestore_client(project: str) -> firestore.Client:
     """Honours FIRESTORE_EMULATOR_HOST (read by the library itself) for local use."""
     return firestore.Client(project=project)
-
-
-def get_together(
-    reads: Sequence[tuple[Repository[Any], str]], tx: Transaction | None = None
-) -> list[Any]:
-    """Documents of several collections in ONE round trip (BatchGetDocuments), in the
-    order asked; None for a missing document.
-
-    Inside a transaction every document read is locked like a single `get` would lock
-    it, so a transaction that reads all it needs this way conflicts exactly as before,
-    with one round trip instead of one per document.
-    """
-    if not reads:
-        return []
-    db = reads[0][0].db
-    refs = [repository.ref(doc_id) for repository, doc_id in reads]
-    found = read_documents(db, refs, tx)
-    results: list[Any] = []
-    for (repository, doc_id), ref in zip(reads, refs, strict=True):
-        data = found.get(document_path(ref))
-        results.append(None if data is None else repository.from_document(doc_id, data))
-    return results
 
 
 class Repository(Generic[T]):

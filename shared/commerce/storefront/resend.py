@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from commerce.audit import Auditor
 from commerce.bootstrap import Container
 from commerce.clock import Clock
-from commerce.domain.models import EmailJobKind, LicenseStatus, Order, derived_id
+from commerce.domain.ids import derived_id
+from commerce.domain.models import EmailJobKind, LicenseStatus, Order
 from commerce.domain.orders import is_entitled
 from commerce.email_queue import EmailQueue
 from commerce.errors import RateLimited
