@@ -277,12 +277,11 @@ class Container:
     @cached_property
     def download_service(self) -> DownloadService:
         from commerce.delivery.download import DownloadService
-        from commerce.delivery.repository import RedemptionStore
 
         return DownloadService(
             settings=self.settings,
             clock=self.clock,
-            store=RedemptionStore(self.db, self.download_tokens, self.orders, self.licenses),
+            storage=self.storage,
             releases=self.releases,
             rate_limiter=self.rate_limiter,
             auditor=self.auditor,

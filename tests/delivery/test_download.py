@@ -265,7 +265,7 @@ def test_a_tight_network_limit_from_settings_applies(
     service = DownloadService(
         settings=tight,
         clock=container.clock,
-        store=container.download_service.store,
+        storage=container.storage,
         releases=container.releases,
         rate_limiter=container.rate_limiter,
         auditor=container.auditor,

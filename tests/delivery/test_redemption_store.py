@@ -13,6 +13,8 @@ from commerce.bootstrap import Container
 from commerce.delivery.releases import Release
 from commerce.domain.tokens import DownloadTokenExhausted, hash_token
 from commerce.errors import TransientFailure
+from commerce.repositories.firestore_wire import run_transaction
+from commerce.repositories.unit_of_work import FirestoreStorage
 from tests.delivery.conftest import Bought
 from tests.support.firestore_samples import AT, SAMPLES
 
@@ -25,7 +27,7 @@ def test_written_documents_read_back_as_written(container: Container) -> None:
     def work(tx: Any) -> None:
         tx.set(ref, data)
 
-    container.download_service.store.run(work)
+    run_transaction(db, work)  # the runner under every Firestore unit of work
     stored = ref.get().to_dict()
     assert stored is not None
     assert stored["details"] == data["details"]
@@ -39,16 +41,17 @@ def test_written_documents_read_back_as_written(container: Container) -> None:
 def test_first_read_begins_the_transaction_and_its_reads_see_committed_state(
     container: Container, release: Release, bought: Bought
 ) -> None:
-    store = container.download_service.store
+    storage = container.storage
+    assert isinstance(storage, FirestoreStorage)
     seen: list[Any] = []
 
-    def work(tx: Any) -> None:
-        assert not tx.in_progress
-        reads = store.read_grant_and_counters(tx, hash_token(bought.token), [])
-        assert tx.in_progress  # begun by the read itself
-        seen.append(reads.grant)
+    def work(uow: Any) -> None:
+        assert not uow.reader.in_progress
+        grant = uow.read(key := uow.download_tokens.key(hash_token(bought.token)))[key]
+        assert uow.reader.in_progress  # begun by the read itself
+        seen.append(grant)
 
-    store.run(work)
+    storage.run(work)
     assert seen[0] is not None
     assert seen[0].order_id == bought.order_id
 

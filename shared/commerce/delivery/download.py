@@ -5,9 +5,10 @@ per token, 429 + Retry-After), unknown token (404), revoked/expired/used-up link
 (410), order no longer entitled (refunded/disputed/revoked, 410), license suspended
 or revoked (410). They run at every redemption, not only when the link was issued.
 
-Everything is decided in ONE Firestore transaction: a batch read of the grant and
-the rate-limit counters (ids known up front), a batch read of order and license,
-then the writes (counters, redemption, audit entry) committed together. A refused
+Everything is decided in ONE unit of work: a batched read of the grant and the
+rate-limit counters (ids known up front; in Firestore it also begins the
+transaction), a batched read of order and license, then the writes (counters,
+redemption, audit entry) committed together: three round trips. A refused
 request still commits its rate-limit counts, never a redemption. The token itself
 is never stored or logged: storage and audit know its hash and `token_id`.
 """
@@ -19,11 +20,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from commerce.delivery.releases import Release, ReleaseFile, latest
-from commerce.domain.models import License, LicenseStatus, Order
-from commerce.domain.orders import OrderState, is_entitled
+from commerce.domain.models import Entitlement, License, Order, entitlement
 from commerce.domain.tokens import (
     DownloadGrant,
     DownloadTokenUnknown,
@@ -37,11 +37,10 @@ if TYPE_CHECKING:
     from commerce.audit import Auditor
     from commerce.clock import Clock
     from commerce.delivery.artifacts import ArtifactStore
-    from commerce.delivery.repository import RedemptionStore, ReleaseRepository
+    from commerce.domain.rate_limits import RateWindow
     from commerce.ratelimit import RateLimiter
-    from commerce.repositories import Transaction
-    from commerce.repositories.rate_limits import RateWindow
     from commerce.settings import Settings
+    from commerce.unit_of_work import Storage, UnitOfWork
 
 _log = get_logger("commerce.delivery.download")
 USER_AGENT_MAX = 200
@@ -87,23 +86,31 @@ class PlatformUnknown(NotFound):
     default_detail = "There is no file for this platform."
 
 
-_ORDER_REFUSALS: dict[OrderState, type[Gone]] = {
-    OrderState.REFUNDED: OrderRefunded,
-    OrderState.DISPUTED: OrderDisputed,
-    OrderState.REVOKED: OrderRevoked,
+_REFUSALS: dict[Entitlement, type[Gone]] = {
+    Entitlement.ORDER_REFUNDED: OrderRefunded,
+    Entitlement.ORDER_DISPUTED: OrderDisputed,
+    Entitlement.ORDER_REVOKED: OrderRevoked,
+    Entitlement.ORDER_NOT_ENTITLED: OrderNotEntitled,
+    Entitlement.LICENSE_REVOKED: LicenseRevoked,
+    Entitlement.LICENSE_SUSPENDED: LicenseSuspended,
 }
 
 
 def check_entitlement(order: Order | None, license_: License | None) -> None:
-    """Raise why the order/license behind a grant no longer allows downloads."""
-    if order is None:
-        raise OrderNotEntitled()
-    if not is_entitled(order.state):
-        raise _ORDER_REFUSALS.get(order.state, OrderNotEntitled)()
-    if license_ is None or license_.status is LicenseStatus.REVOKED:
-        raise LicenseRevoked()
-    if license_.status is LicenseStatus.SUSPENDED:
-        raise LicenseSuspended()
+    """Raise why the order/license behind a grant no longer allows downloads: the
+    license's entitlement rule, with the order's state as read from the order."""
+    order_state = order.state if order is not None else None
+    verdict = (
+        license_.entitlement(order_state)
+        if license_ is not None and order_state is not None
+        else entitlement(order_state, None)
+    )
+    if verdict is not Entitlement.ENTITLED:
+        raise _REFUSALS[verdict]()
+
+
+class ReleaseSource(Protocol):
+    def in_channel(self, channel: str) -> list[Release]: ...
 
 
 @dataclass(frozen=True)
@@ -134,8 +141,8 @@ class DownloadService:
         *,
         settings: Settings,
         clock: Clock,
-        store: RedemptionStore,
-        releases: ReleaseRepository,
+        storage: Storage,
+        releases: ReleaseSource,
         rate_limiter: RateLimiter,
         auditor: Auditor,
         artifacts: ArtifactStore,
@@ -143,7 +150,7 @@ class DownloadService:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.store = store
+        self.storage = storage
         self.releases = releases
         self.rate_limiter = rate_limiter
         self.auditor = auditor
@@ -206,29 +213,33 @@ class DownloadService:
         windows = self._windows(network, token_hash)
         now = self.clock.now()
 
-        def work(tx: Transaction) -> _Outcome:
-            reads = self.store.read_grant_and_counters(tx, token_hash or "-malformed-", windows)
-            for window, count in zip(windows, reads.counts, strict=True):
+        def work(uow: UnitOfWork) -> _Outcome:
+            grant_key = uow.download_tokens.key(token_hash or "-malformed-")
+            counter_keys = [uow.rate_counters.key(window.doc_id) for window in windows]
+            found = uow.read(grant_key, *counter_keys)
+            counts = [counter.count if (counter := found[key]) else 0 for key in counter_keys]
+            for window, count in zip(windows, counts, strict=True):
                 if not window.allows(count):
                     return _Outcome(RateLimited(window.retry_after_seconds))
-            grant = reads.grant if token_hash is not None else None
+            grant = found[grant_key] if token_hash is not None else None
             order = license_ = None
             if grant is not None:
-                order, license_ = self.store.read_order_and_license(
-                    tx, grant.order_id, grant.license_id
-                )
+                order_key = uow.orders.key(grant.order_id)
+                license_key = uow.licenses.key(grant.license_id)
+                behind = uow.read(order_key, license_key)
+                order, license_ = behind[order_key], behind[license_key]
             # All reads done; from here on only decisions and writes.
             outcome = self._check(grant, order, license_, now, platform)
-            for window, count in zip(windows, reads.counts, strict=True):
+            for window, count in zip(windows, counts, strict=True):
                 if grant is not None or window is windows[0]:
-                    self.store.count_hit(tx, window, count)
+                    uow.rate_counters.put(window.counted(count))
             if outcome.error is None and platform is not None and grant is not None:
-                self.store.count_redemption(tx, grant)
+                uow.download_tokens.update(grant.token_hash, {"redemptions": grant.redemptions + 1})
                 assert outcome.release
                 assert outcome.file
                 self.auditor.record(
                     "download.redeemed",
-                    tx=tx,
+                    uow=uow,
                     order_id=grant.order_id,
                     license_id=grant.license_id,
                     token_id=grant.token_id,
@@ -240,7 +251,7 @@ class DownloadService:
                 )
             return outcome
 
-        outcome = self.store.run(work)
+        outcome = self.storage.run(work)
         if outcome.error is not None:
             grant = outcome.grant
             _log.info(

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from commerce.domain.ids import derived_id as derived_id  # re-exported
-from commerce.domain.orders import OrderState
+from commerce.domain.orders import OrderState, is_entitled
 
 
 class Document(BaseModel):
@@ -133,6 +133,41 @@ class LicenseStatus(StrEnum):
     REVOKED = "revoked"
 
 
+class Entitlement(StrEnum):
+    """Whether a license (and its order) still entitles to downloads, updates and
+    activations, and if not, why: the first reason in this order wins."""
+
+    ENTITLED = "entitled"
+    ORDER_REFUNDED = "order_refunded"
+    ORDER_DISPUTED = "order_disputed"
+    ORDER_REVOKED = "order_revoked"
+    ORDER_NOT_ENTITLED = "order_not_entitled"
+    LICENSE_REVOKED = "license_revoked"
+    LICENSE_SUSPENDED = "license_suspended"
+
+
+_ORDER_REFUSALS = {
+    OrderState.REFUNDED: Entitlement.ORDER_REFUNDED,
+    OrderState.DISPUTED: Entitlement.ORDER_DISPUTED,
+    OrderState.REVOKED: Entitlement.ORDER_REVOKED,
+}
+
+
+def entitlement(order_state: OrderState | None, status: LicenseStatus | None) -> Entitlement:
+    """The one entitlement rule: the order speaks first (a refund answers "refunded"
+    even though fulfillment also revoked the license), then the license's own status.
+    None: the order or license does not exist."""
+    if order_state is None:
+        return Entitlement.ORDER_NOT_ENTITLED
+    if not is_entitled(order_state):
+        return _ORDER_REFUSALS.get(order_state, Entitlement.ORDER_NOT_ENTITLED)
+    if status is None or status is LicenseStatus.REVOKED:
+        return Entitlement.LICENSE_REVOKED
+    if status is LicenseStatus.SUSPENDED:
+        return Entitlement.LICENSE_SUSPENDED
+    return Entitlement.ENTITLED
+
+
 class License(Document):
     order_id: str
     customer_id: str | None
@@ -156,6 +191,15 @@ class License(Document):
     activation_ids: tuple[str, ...] = ()
     created_at: datetime
     updated_at: datetime
+
+    def entitlement(self, order_state: OrderState | None = None) -> Entitlement:
+        """`entitlement` of this license, with its order's state as mirrored on it, or
+        as read from the order document (`order_state`) where that was read anyway."""
+        return entitlement(order_state or self.order_state, self.status)
+
+    @property
+    def is_entitled(self) -> bool:
+        return self.entitlement() is Entitlement.ENTITLED
 
 
 class WebhookEventRecord(Document):

@@ -6,29 +6,28 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from commerce.delivery.releases import Release, SemVer, latest
-from commerce.domain.models import License, LicenseStatus
-from commerce.domain.orders import OrderState, is_entitled
+from commerce.domain.models import Entitlement, License
 from commerce.licensing.models import StatusCode
+
+_STATUS_CODES = {
+    Entitlement.ENTITLED: StatusCode.VALID,
+    Entitlement.ORDER_REFUNDED: StatusCode.REFUNDED,
+    Entitlement.ORDER_DISPUTED: StatusCode.DISPUTED,
+    Entitlement.LICENSE_SUSPENDED: StatusCode.DISPUTED,
+    Entitlement.ORDER_REVOKED: StatusCode.REVOKED,
+    Entitlement.LICENSE_REVOKED: StatusCode.REVOKED,
+    Entitlement.ORDER_NOT_ENTITLED: StatusCode.REVOKED,
+}
 
 
 def standing(license_: License) -> StatusCode:
-    """What the license is worth right now, from its own document: the order's state
-    (mirrored on the license by every transaction that changes it) and the license's.
-
-    The order speaks first: a refund answers REFUNDED even though fulfillment also
-    revoked the license. Read on every call, so a refund, a lost dispute or a
+    """What the license is worth right now, as the license API answers it: the license's
+    entitlement (`License.entitlement`, the rule download links follow too) from its
+    own document: the order's state, mirrored on the license by every change of it, and
+    the license's status. Read on every call, so a refund, a lost dispute or a
     revocation takes effect on the next validation or update check.
     """
-    order_state = license_.order_state
-    if order_state is OrderState.REFUNDED:
-        return StatusCode.REFUNDED
-    if order_state is OrderState.DISPUTED or license_.status is LicenseStatus.SUSPENDED:
-        return StatusCode.DISPUTED
-    if order_state is OrderState.REVOKED or license_.status is LicenseStatus.REVOKED:
-        return StatusCode.REVOKED
-    if not is_entitled(order_state):
-        return StatusCode.REVOKED
-    return StatusCode.VALID
+    return _STATUS_CODES[license_.entitlement()]
 
 
 @dataclass(frozen=True)
