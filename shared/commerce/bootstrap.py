@@ -309,12 +309,7 @@ class Container:
         return EmailWorker(
             settings=self.settings,
             clock=self.clock,
-            db=self.db,
-            jobs=self.email_jobs,
-            customers=self.customers,
-            orders=self.orders,
-            licenses=self.licenses,
-            grants=self.download_tokens,
+            storage=self.storage,
             releases=self.releases,
             keys=self.keys,
             auditor=self.auditor,

@@ -97,9 +97,13 @@ class Collection(ABC, Generic[T]):
     def get_many(self, doc_ids: list[str]) -> list[T]:
         """The documents that exist, in the order asked (missing ones left out)."""
 
-    @abstractmethod
     def where(self, field: str, op: str, value: Any, *, limit: int | None = None) -> list[T]:
         """Documents whose `field` compares to `value` (`op`: "==", "<", ">")."""
+        return self.query((field, op, value), limit=limit)
+
+    @abstractmethod
+    def query(self, *filters: tuple[str, str, Any], limit: int | None = None) -> list[T]:
+        """Documents matching every (field, op, value) filter."""
 
     @abstractmethod
     def create(self, item: T) -> None:

@@ -149,6 +149,20 @@ def test_queries_in_a_unit_see_committed_documents(storage: Storage) -> None:
     assert sorted(o.id for o in found) == ["o1", "o3"]
 
 
+def test_queries_combine_filters(storage: Storage) -> None:
+    def seed(uow: UnitOfWork) -> None:
+        uow.orders.create(order("o1", customer_id="c1", amount_total=100))
+        uow.orders.create(order("o2", customer_id="c1", amount_total=900))
+        uow.orders.create(order("o3", customer_id="c2", amount_total=100))
+
+    storage.run(seed)
+
+    with storage.batch() as uow:
+        found = uow.orders.query(("customer_id", "==", "c1"), ("amount_total", "<", 500))
+
+    assert [o.id for o in found] == ["o1"]
+
+
 def test_deletes_and_puts_apply_at_commit(storage: Storage) -> None:
     storage.run(lambda uow: uow.orders.create(order("o1")))
 

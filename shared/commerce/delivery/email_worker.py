@@ -1,13 +1,14 @@
 """The e-mail worker behind the `send_email` task handler, the sweeper and the CLI.
 
-At most once per job: a delivery first *claims* the job in a transaction
+At most once per job: a delivery first *claims* the job in a unit of work
 (pending -> sending, attempts + 1); only the claimant talks to the provider, and it
-records the outcome in another transaction (sent / failed / dead, or back to
-pending for a retry). Duplicate task deliveries (the tasks emulator does not
-de-duplicate; Cloud Tasks may deliver twice) find the job sending or sent and do
-nothing. The one window left: a crash between the provider accepting the message
-and the `sent` write; the sweeper then re-sends after `email_sweep_after_seconds`
-(a duplicate e-mail beats a missing one; documented in docs/email.md).
+records the outcome in another unit of work (sent / failed / dead, or back to
+pending for a retry); the job's states and steps are `commerce.domain.email_jobs`.
+Duplicate task deliveries (the tasks emulator does not de-duplicate; Cloud Tasks may
+deliver twice) find the job sending or sent and do nothing. The one window left: a
+crash between the provider accepting the message and the `sent` write; the sweeper
+then re-sends after `email_sweep_after_seconds` (a duplicate e-mail beats a missing
+one; documented in docs/email.md).
 
 Answers: 2xx when the job needs no further delivery (sent, failed, dead, in
 progress elsewhere, unknown); TransientFailure (503) when Cloud Tasks should retry.
@@ -22,31 +23,22 @@ from typing import TYPE_CHECKING, Protocol
 
 from commerce.delivery.mailers import Mailer, MailPermanent, MailTransient, OutgoingEmail
 from commerce.delivery.releases import latest
+from commerce.domain import email_jobs
+from commerce.domain.email_jobs import FINISHED
 from commerce.domain.models import EmailJob, EmailJobState
 from commerce.errors import Conflict, NotFound, TransientFailure
 from commerce.grants import download_link
 from commerce.logs import get_logger
-from commerce.repositories import run_transaction
 
 if TYPE_CHECKING:
-    from google.cloud import firestore
-
     from commerce.audit import Auditor
     from commerce.clock import Clock
-    from commerce.delivery.repository import ReleaseRepository
+    from commerce.delivery.download import ReleaseSource
     from commerce.keys import KeyService
-    from commerce.repositories import (
-        CustomerRepository,
-        DownloadTokenRepository,
-        EmailJobRepository,
-        LicenseRepository,
-        OrderRepository,
-        Transaction,
-    )
     from commerce.settings import Settings
+    from commerce.unit_of_work import Storage, UnitOfWork
 
 _log = get_logger("commerce.delivery.email")
-FINISHED = frozenset({EmailJobState.SENT, EmailJobState.FAILED, EmailJobState.DEAD})
 
 
 class Requeue(Protocol):
@@ -83,13 +75,8 @@ class EmailWorker:
         *,
         settings: Settings,
         clock: Clock,
-        db: firestore.Client,
-        jobs: EmailJobRepository,
-        customers: CustomerRepository,
-        orders: OrderRepository,
-        licenses: LicenseRepository,
-        grants: DownloadTokenRepository,
-        releases: ReleaseRepository,
+        storage: Storage,
+        releases: ReleaseSource,
         keys: KeyService,
         auditor: Auditor,
         mailer: Callable[[], Mailer],
@@ -97,12 +84,7 @@ class EmailWorker:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.db = db
-        self.jobs = jobs
-        self.customers = customers
-        self.orders = orders
-        self.licenses = licenses
-        self.grants = grants
+        self.storage = storage
         self.releases = releases
         self.keys = keys
         self.auditor = auditor
@@ -115,7 +97,7 @@ class EmailWorker:
 
     # -- the task handler -----------------------------------------------------------
     def deliver(self, job_id: str, *, task_retry_count: int = 0) -> DeliveryResult:
-        claim = run_transaction(self.db, lambda tx: self._claim(tx, job_id, task_retry_count))
+        claim = self.storage.run(lambda uow: self._claim(uow, job_id, task_retry_count))
         if claim.result is not None:
             return claim.result
         job = claim.job
@@ -135,8 +117,8 @@ class EmailWorker:
             return self._retry_or_bury(job, f"internal: {type(exc).__name__}")
         return self._finish_sent(job, provider_id)
 
-    def _claim(self, tx: Transaction, job_id: str, task_retry_count: int) -> _Claim:
-        job = self.jobs.get(job_id, tx)
+    def _claim(self, uow: UnitOfWork, job_id: str, task_retry_count: int) -> _Claim:
+        job = uow.email_jobs.get(job_id)
         if job is None:
             _log.warning("unknown e-mail job", extra={"event": "email.unknown", "job_id": job_id})
             return _Claim(None, DeliveryResult(job_id, "unknown"))
@@ -147,29 +129,20 @@ class EmailWorker:
             return _Claim(None, DeliveryResult(job_id, "in_progress"))
         attempts = max(job.attempts, task_retry_count)
         if attempts >= self.settings.email_max_attempts:
-            self._bury(tx, job, job.last_error or "attempts exhausted")
+            self._bury(uow, job, job.last_error or "attempts exhausted")
             return _Claim(None, DeliveryResult(job_id, EmailJobState.DEAD.value))
-        fields = {"state": EmailJobState.SENDING, "attempts": attempts + 1, "updated_at": now}
-        self.jobs.update(job_id, fields, tx)
+        fields = email_jobs.claim(job, now, attempts=attempts)
+        uow.email_jobs.update(job_id, fields)
         return _Claim(job.model_copy(update=fields), None)
 
     def _finish_sent(self, job: EmailJob, provider_id: str) -> DeliveryResult:
-        def record(tx: Transaction) -> None:
-            now = self.clock.now()
-            self.jobs.update(
-                job.id,
-                {
-                    "state": EmailJobState.SENT,
-                    "sent_at": now,
-                    "updated_at": now,
-                    "last_error": None,
-                    "provider_message_id": provider_id[:200],
-                },
-                tx,
-            )
+        """The claimant records what the provider accepted (no read: it holds the claim)."""
+
+        def record(uow: UnitOfWork) -> None:
+            uow.email_jobs.update(job.id, email_jobs.mark_sent(job, self.clock.now(), provider_id))
             self.auditor.record(
                 "email.sent",
-                tx=tx,
+                uow=uow,
                 customer_id=job.customer_id,
                 order_id=job.order_ids[0] if job.order_ids else None,
                 job_id=job.id,
@@ -177,46 +150,34 @@ class EmailWorker:
                 attempts=job.attempts,
             )
 
-        run_transaction(self.db, record)
+        self.storage.run(record)
         _log.info("e-mail sent", extra={"event": "email.sent", "job_id": job.id})
         return DeliveryResult(job.id, EmailJobState.SENT.value, sent_now=True)
 
     def _finish_failed(self, job: EmailJob, reason: str) -> DeliveryResult:
-        def record(tx: Transaction) -> None:
-            self.jobs.update(
-                job.id,
-                {
-                    "state": EmailJobState.FAILED,
-                    "updated_at": self.clock.now(),
-                    "last_error": reason[:300],
-                },
-                tx,
-            )
+        def record(uow: UnitOfWork) -> None:
+            uow.email_jobs.update(job.id, email_jobs.mark_failed(job, self.clock.now(), reason))
             self.auditor.record(
                 "email.failed",
-                tx=tx,
+                uow=uow,
                 customer_id=job.customer_id,
                 order_id=job.order_ids[0] if job.order_ids else None,
                 job_id=job.id,
                 reason=reason[:300],
             )
 
-        run_transaction(self.db, record)
+        self.storage.run(record)
         _log.warning(
             "e-mail failed permanently",
             extra={"event": "email.failed", "job_id": job.id, "reason": reason[:300]},
         )
         return DeliveryResult(job.id, EmailJobState.FAILED.value)
 
-    def _bury(self, tx: Transaction, job: EmailJob, reason: str) -> None:
-        self.jobs.update(
-            job.id,
-            {"state": EmailJobState.DEAD, "updated_at": self.clock.now(), "last_error": reason},
-            tx,
-        )
+    def _bury(self, uow: UnitOfWork, job: EmailJob, reason: str) -> None:
+        uow.email_jobs.update(job.id, email_jobs.bury(job, self.clock.now(), reason))
         self.auditor.record(
             "email.dead",
-            tx=tx,
+            uow=uow,
             customer_id=job.customer_id,
             order_id=job.order_ids[0] if job.order_ids else None,
             job_id=job.id,
@@ -229,25 +190,17 @@ class EmailWorker:
         )
 
     def _retry_or_bury(self, job: EmailJob, reason: str) -> DeliveryResult:
-        def record(tx: Transaction) -> str:
-            current = self.jobs.get(job.id, tx)
+        def record(uow: UnitOfWork) -> str:
+            current = uow.email_jobs.get(job.id)
             if current is None or current.state is not EmailJobState.SENDING:
                 return current.state.value if current else "unknown"
             if current.attempts >= self.settings.email_max_attempts:
-                self._bury(tx, current.model_copy(update={"last_error": reason}), reason)
+                self._bury(uow, current.model_copy(update={"last_error": reason}), reason)
                 return EmailJobState.DEAD.value
-            self.jobs.update(
-                job.id,
-                {
-                    "state": EmailJobState.PENDING,
-                    "updated_at": self.clock.now(),
-                    "last_error": reason[:300],
-                },
-                tx,
-            )
+            uow.email_jobs.update(job.id, email_jobs.retry_later(current, self.clock.now(), reason))
             return EmailJobState.PENDING.value
 
-        state = run_transaction(self.db, record)
+        state = self.storage.run(record)
         if state == EmailJobState.PENDING.value:
             _log.warning(
                 "e-mail delivery deferred",
@@ -258,6 +211,11 @@ class EmailWorker:
 
     # -- the message ----------------------------------------------------------------
     def compose(self, job: EmailJob) -> OutgoingEmail:
+        """The job's message, from its records as committed (read without locks)."""
+        with self.storage.batch() as uow:
+            return self._compose(uow, job)
+
+    def _compose(self, uow: UnitOfWork, job: EmailJob) -> OutgoingEmail:
         # Imported here: the sweeper and duplicate or unknown deliveries render nothing.
         from commerce.delivery.email_content import (
             DownloadLine,
@@ -270,13 +228,13 @@ class EmailWorker:
             render,
         )
 
-        customer = self.customers.get(job.customer_id)
+        customer = uow.customers.get(job.customer_id)
         if customer is None:
             raise EmailContentUnavailable("the job's customer does not exist")
         locale = pick_locale(job.locale or customer.locale)
         receipts = []
         channel = "stable"
-        for order in self.orders.get_many(list(job.order_ids)):
+        for order in uow.orders.get_many(list(job.order_ids)):
             channel = order.channel
             receipts.append(
                 ReceiptLine(
@@ -287,7 +245,7 @@ class EmailWorker:
             )
         licenses = []
         entitled: dict[str, tuple[int, ...]] = {}  # license id -> major versions
-        for license_ in self.licenses.get_many(list(job.license_ids)):
+        for license_ in uow.licenses.get_many(list(job.license_ids)):
             entitled[license_.id] = license_.entitled_major_versions
             try:
                 key = self.keys.key_for(license_.id, license_.generation, license_.secret_id)
@@ -299,7 +257,8 @@ class EmailWorker:
         downloads = []
         linked: list[str] = []  # the licenses the links serve
         for token_id in job.download_token_ids:
-            grant = self.grants.by_token_id(token_id)
+            found = uow.download_tokens.where("token_id", "==", token_id, limit=1)
+            grant = found[0] if found else None
             if grant is None:
                 raise EmailContentUnavailable("a download grant of the job does not exist")
             channel = grant.channel
@@ -325,7 +284,7 @@ class EmailWorker:
             licenses=tuple(licenses),
             downloads=tuple(downloads),
             release=latest(
-                self.releases.in_channel(channel), channel, self._majors(linked, entitled)
+                self.releases.in_channel(channel), channel, self._majors(uow, linked, entitled)
             ),
         )
         rendered = render(content)
@@ -339,12 +298,14 @@ class EmailWorker:
             job_id=job.id,
         )
 
-    def _majors(self, linked: list[str], entitled: dict[str, tuple[int, ...]]) -> set[int] | None:
+    def _majors(
+        self, uow: UnitOfWork, linked: list[str], entitled: dict[str, tuple[int, ...]]
+    ) -> set[int] | None:
         """The major versions the e-mail's links serve (a download link serves only its
         license's), so the checksums shown are those of the files the links deliver;
         None (any major) when the e-mail has no link."""
         missing = [license_id for license_id in linked if license_id not in entitled]
-        for license_ in self.licenses.get_many(missing):
+        for license_ in uow.licenses.get_many(missing):
             entitled[license_.id] = license_.entitled_major_versions
         if not linked:
             return None
@@ -354,9 +315,14 @@ class EmailWorker:
     def sweep(self) -> list[str]:
         """Re-enqueue jobs left pending (enqueue failed) or sending (worker died)."""
         cutoff = self.clock.now() - self.stale_after
-        stale = self.jobs.stale(EmailJobState.PENDING, cutoff) + self.jobs.stale(
-            EmailJobState.SENDING, cutoff
-        )
+        with self.storage.batch() as uow:
+            stale = [
+                job
+                for state in (EmailJobState.PENDING, EmailJobState.SENDING)
+                for job in uow.email_jobs.query(
+                    ("state", "==", state), ("updated_at", "<", cutoff), limit=500
+                )
+            ]
         requeued = []
         for job in stale:
             if self._requeue(job.id, only_if_stale=True):
@@ -370,49 +336,50 @@ class EmailWorker:
 
     def resend(self, job_id: str, *, force: bool = False) -> EmailJob:
         """Operator: give a failed/dead (or, with force, sent) job a fresh start."""
-        job = self.jobs.get(job_id)
+        job = self._job(job_id)
         if job is None:
             raise EmailJobUnknown()
         if job.state is EmailJobState.SENT and not force:
             raise Conflict("this e-mail was sent already; use --force to send it again")
         self._requeue(job_id, only_if_stale=False, reset_attempts=True)
-        refreshed = self.jobs.get(job_id)
+        refreshed = self._job(job_id)
         assert refreshed is not None
         return refreshed
 
     def failed(self) -> list[EmailJob]:
-        jobs = self.jobs.in_state(EmailJobState.FAILED) + self.jobs.in_state(EmailJobState.DEAD)
+        with self.storage.batch() as uow:
+            jobs = [
+                job
+                for state in (EmailJobState.FAILED, EmailJobState.DEAD)
+                for job in uow.email_jobs.where("state", "==", state, limit=500)
+            ]
         return sorted(jobs, key=lambda job: job.updated_at, reverse=True)
+
+    def _job(self, job_id: str) -> EmailJob | None:
+        with self.storage.batch() as uow:
+            return uow.email_jobs.get(job_id)
 
     def _requeue(self, job_id: str, *, only_if_stale: bool, reset_attempts: bool = False) -> bool:
         now = self.clock.now()
         cutoff = now - self.stale_after
 
-        def reset(tx: Transaction) -> bool:
-            job = self.jobs.get(job_id, tx)
+        def reset(uow: UnitOfWork) -> bool:
+            job = uow.email_jobs.get(job_id)
             if job is None:
                 return False
-            if only_if_stale and (
-                job.state not in (EmailJobState.PENDING, EmailJobState.SENDING)
-                or job.updated_at >= cutoff
-            ):
+            if only_if_stale and not email_jobs.is_stale(job, cutoff):
                 return False
-            fields: dict[str, object] = {
-                "state": EmailJobState.PENDING,
-                "updated_at": now,
-                "enqueued_at": now,
-            }
             if reset_attempts:
-                fields["attempts"] = 0
-                fields["last_error"] = None
                 self.auditor.record(
-                    "email.resent", tx=tx, actor="operator", customer_id=job.customer_id,
+                    "email.resent", uow=uow, actor="operator", customer_id=job.customer_id,
                     job_id=job.id, previous_state=job.state.value,
                 )  # fmt: skip
-            self.jobs.update(job_id, fields, tx)
+            uow.email_jobs.update(
+                job_id, email_jobs.requeue(job, now, reset_attempts=reset_attempts)
+            )
             return True
 
-        if not run_transaction(self.db, reset):
+        if not self.storage.run(reset):
             return False
         # A fresh task name each time: Cloud Tasks refuses a used one for about an hour.
         self._queue().enqueue(job_id, attempt=int(now.timestamp()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from google.api_core import exceptions as gexc
@@ -126,9 +126,19 @@ class Repository(Generic[T]):
         limit: int | None = None,
         tx: Transaction | None = None,
     ) -> list[T]:
-        query = self.db.collection(self.collection).where(
-            filter=firestore.FieldFilter(field, op, to_storage(value))
-        )
+        return self.query([(field, op, value)], limit=limit, tx=tx)
+
+    def query(
+        self,
+        filters: Sequence[tuple[str, str, Any]],
+        *,
+        limit: int | None = None,
+        tx: Transaction | None = None,
+    ) -> list[T]:
+        """Documents matching every (field, op, value) filter."""
+        query: Any = self.db.collection(self.collection)
+        for field, op, value in filters:
+            query = query.where(filter=firestore.FieldFilter(field, op, to_storage(value)))
         if limit is not None:
             query = query.limit(limit)
         before_query(tx)

@@ -180,6 +180,13 @@ class MemoryUnitOfWork(UnitOfWork):
         return result
 
 
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "==": lambda stored, wanted: bool(stored == wanted),
+    "<": lambda stored, wanted: stored is not None and bool(stored < wanted),
+    ">": lambda stored, wanted: stored is not None and bool(stored > wanted),
+}
+
+
 class _MemoryCollection(Collection[T]):
     def __init__(self, name: str, codec: Codec[T], uow: MemoryUnitOfWork) -> None:
         self.name = name
@@ -193,19 +200,16 @@ class _MemoryCollection(Collection[T]):
     def get_many(self, doc_ids: list[str]) -> list[T]:
         return [item for doc_id in doc_ids if (item := self.get(doc_id)) is not None]
 
-    def where(self, field: str, op: str, value: Any, *, limit: int | None = None) -> list[T]:
+    def query(self, *filters: tuple[str, str, Any], limit: int | None = None) -> list[T]:
         if self.uow.writes:
             raise ReadAfterWrite("reads must come before writes in a unit of work")
-        wanted = to_storage(value)
-        compare: Callable[[Any], bool] = {
-            "==": lambda stored: stored == wanted,
-            "<": lambda stored: stored is not None and stored < wanted,
-            ">": lambda stored: stored is not None and stored > wanted,
-        }[op]
+        tests = [(field, _COMPARE[op], to_storage(value)) for field, op, value in filters]
         found = [
             self.codec.from_document(doc_id, data)
             for doc_id, data in sorted(self.uow.storage.documents.get(self.name, {}).items())
-            if field in data and compare(data[field])
+            if all(
+                field in data and compare(data[field], wanted) for field, compare, wanted in tests
+            )
         ]
         return found[:limit] if limit is not None else found
 

@@ -222,8 +222,8 @@ class _FirestoreCollection(Collection[T]):
     def get_many(self, doc_ids: list[str]) -> list[T]:
         return self.repository.get_many(doc_ids, self.uow.reader)
 
-    def where(self, field: str, op: str, value: Any, *, limit: int | None = None) -> list[T]:
-        return self.repository.where(field, op, value, limit=limit, tx=self.uow.reader)
+    def query(self, *filters: tuple[str, str, Any], limit: int | None = None) -> list[T]:
+        return self.repository.query(filters, limit=limit, tx=self.uow.reader)
 
     def create(self, item: T) -> None:
         self.repository.create(item, self.uow.writer)
