@@ -29,6 +29,7 @@ from tests.purchase.conftest import (
     make_settings,
 )
 from tests.purchase.conftest import secret_values as secret_values
+from tests.support import factories
 
 
 class NoFirestore:
@@ -45,7 +46,7 @@ def settings() -> Settings:
 
 @pytest.fixture
 def clock() -> FixedClock:
-    return FixedClock()
+    return FixedClock(factories.NOW)
 
 
 @pytest.fixture

@@ -1,16 +1,17 @@
 """The e-mail job (outbox entry) lifecycle as an explicit state machine.
 
-    pending -> sending              a delivery claims the job (attempts + 1)
-    sending -> sent                 the provider accepted the message
-    sending -> failed               permanent: bad address, provider 4xx, no content
-    sending -> pending              transient failure: Cloud Tasks retries
-    pending | sending -> dead       attempts exhausted
-    sending -> sending              a stale claim (the worker died) is claimed again
-    pending | sending -> pending    re-enqueued by the sweeper when stale
-    failed | dead | sent -> pending an operator re-sends (sent only when forced)
+    claim        pending | sending -> sending   a delivery takes it (attempts + 1); sending
+                                                only once stale (its worker died)
+    mark_sent    sending -> sent                the provider accepted the message
+    mark_failed  sending -> failed              permanent: bad address, 4xx, no content
+    retry_later  sending -> pending             transient failure: Cloud Tasks retries
+    bury         pending | sending -> dead      attempts exhausted
+    requeue      any -> pending                 the sweeper (stale pending/sending) or an
+                                                operator's re-send (sent only when forced)
 
 Each step returns the fields to write (the e-mail worker writes them in its unit of
-work); anything else is refused with InvalidTransition. Values in, values out.
+work); a step from any other state is refused with InvalidTransition. Values in,
+values out.
 """
 
 from __future__ import annotations
@@ -24,36 +25,29 @@ from commerce.errors import InvalidTransition
 PENDING, SENDING, SENT = EmailJobState.PENDING, EmailJobState.SENDING, EmailJobState.SENT
 FAILED, DEAD = EmailJobState.FAILED, EmailJobState.DEAD
 
-ALLOWED_TRANSITIONS: dict[EmailJobState, frozenset[EmailJobState]] = {
-    PENDING: frozenset({SENDING, DEAD, PENDING}),
-    SENDING: frozenset({SENT, FAILED, PENDING, DEAD, SENDING}),
-    SENT: frozenset({PENDING}),
-    FAILED: frozenset({PENDING}),
-    DEAD: frozenset({PENDING}),
-}
+ANY = frozenset(EmailJobState)
+# The states each step may start from (the step's target is in its docstring).
+CLAIMABLE = frozenset({PENDING, SENDING})  # sending: only once stale (the worker died)
+CLAIMED = frozenset({SENDING})
 # States in which no delivery is needed any more.
 FINISHED = frozenset({SENT, FAILED, DEAD})
 REASON_CHARS = 300
 
 
-def can_transition(current: EmailJobState, target: EmailJobState) -> bool:
-    return target in ALLOWED_TRANSITIONS[current]
-
-
-def _to(job: EmailJob, target: EmailJobState) -> EmailJobState:
-    if not can_transition(job.state, target):
+def _step(job: EmailJob, sources: frozenset[EmailJobState], target: EmailJobState) -> EmailJobState:
+    if job.state not in sources:
         raise InvalidTransition(f"an e-mail job cannot go from {job.state.value} to {target.value}")
     return target
 
 
 def claim(job: EmailJob, now: datetime, *, attempts: int) -> dict[str, Any]:
     """A delivery takes the job (`attempts`: what it counted so far)."""
-    return {"state": _to(job, SENDING), "attempts": attempts + 1, "updated_at": now}
+    return {"state": _step(job, CLAIMABLE, SENDING), "attempts": attempts + 1, "updated_at": now}
 
 
 def mark_sent(job: EmailJob, now: datetime, provider_message_id: str) -> dict[str, Any]:
     return {
-        "state": _to(job, SENT),
+        "state": _step(job, CLAIMED, SENT),
         "sent_at": now,
         "updated_at": now,
         "last_error": None,
@@ -62,22 +56,34 @@ def mark_sent(job: EmailJob, now: datetime, provider_message_id: str) -> dict[st
 
 
 def mark_failed(job: EmailJob, now: datetime, reason: str) -> dict[str, Any]:
-    return {"state": _to(job, FAILED), "updated_at": now, "last_error": reason[:REASON_CHARS]}
+    return {
+        "state": _step(job, CLAIMED, FAILED),
+        "updated_at": now,
+        "last_error": reason[:REASON_CHARS],
+    }
 
 
 def retry_later(job: EmailJob, now: datetime, reason: str) -> dict[str, Any]:
-    return {"state": _to(job, PENDING), "updated_at": now, "last_error": reason[:REASON_CHARS]}
+    return {
+        "state": _step(job, CLAIMED, PENDING),
+        "updated_at": now,
+        "last_error": reason[:REASON_CHARS],
+    }
 
 
 def bury(job: EmailJob, now: datetime, reason: str) -> dict[str, Any]:
     """Attempts exhausted: no more deliveries (an operator may re-send)."""
-    return {"state": _to(job, DEAD), "updated_at": now, "last_error": reason}
+    return {"state": _step(job, CLAIMABLE, DEAD), "updated_at": now, "last_error": reason}
 
 
 def requeue(job: EmailJob, now: datetime, *, reset_attempts: bool) -> dict[str, Any]:
     """Back to pending for a new delivery: the sweeper (stale), or an operator
     (`reset_attempts`: a fresh start)."""
-    fields: dict[str, Any] = {"state": _to(job, PENDING), "updated_at": now, "enqueued_at": now}
+    fields: dict[str, Any] = {
+        "state": _step(job, ANY, PENDING),
+        "updated_at": now,
+        "enqueued_at": now,
+    }
     if reset_attempts:
         fields["attempts"] = 0
         fields["last_error"] = None
