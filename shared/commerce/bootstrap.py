@@ -321,9 +321,9 @@ class Container:
     @cached_property
     def license_state(self) -> LicenseStateStore:
         """Activations and the batched license reads (identity cache per process)."""
-        from commerce.licensing.repository import ActivationRepository, LicenseStateStore
+        from commerce.licensing.repository import LicenseStateStore
 
-        return LicenseStateStore(self.db, self.licenses, self.orders, ActivationRepository(self.db))
+        return LicenseStateStore(self.storage)
 
     @cached_property
     def license_service(self) -> LicenseService:
@@ -335,9 +335,9 @@ class Container:
             keys=self.keys,
             signer=self.signer,
             store=self.license_state,
+            storage=self.storage,
             rate_limiter=self.rate_limiter,
             auditor=self.auditor,
-            download_tokens=self.download_tokens,
             releases=self.releases,
         )
 
@@ -349,8 +349,7 @@ class Container:
             clock=self.clock,
             keys=self.keys,
             store=self.license_state,
-            customers=self.customers,
-            email_jobs=self.email_jobs,
+            storage=self.storage,
             auditor=self.auditor,
             email_queue=lambda: self.email_queue,
         )

@@ -5,19 +5,23 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from commerce.clock import Clock
-from commerce.domain.rate_limits import RateDecision, RateWindow, window_for
+from commerce.domain.rate_limits import (
+    CounterStore,
+    RateCounter,
+    RateDecision,
+    RateWindow,
+    window_for,
+)
 from commerce.errors import RateLimited
 from commerce.logs import get_logger
-from commerce.repositories import RateLimitRepository
 
 
 class RateLimiter:
-    def __init__(self, repository: RateLimitRepository, clock: Clock, window_seconds: int) -> None:
+    def __init__(self, repository: CounterStore, clock: Clock, window_seconds: int) -> None:
         self.repository = repository
         self.clock = clock
         self.window_seconds = window_seconds
@@ -106,7 +110,7 @@ class DeferredCounter:
 
     def __init__(
         self,
-        repository: RateLimitRepository,
+        repository: CounterStore,
         clock: Clock,
         *,
         flush_seconds: float,
@@ -160,14 +164,11 @@ class DeferredCounter:
                 or tally.learned_at < oldest
             ]
 
-    def learn(
-        self, windows: Sequence[RateWindow], documents: Sequence[Mapping[str, Any] | None]
-    ) -> None:
+    def learn(self, windows: Sequence[RateWindow], counters: Sequence[RateCounter | None]) -> None:
         """What the counter documents of `windows`, as read, say of other counters."""
-        for window, document in zip(windows, documents, strict=True):
-            stored = int((document or {}).get("count", 0))
-            by_counter = (document or {}).get("by_counter") or {}
-            self._learnt(window.doc_id, stored - int(by_counter.get(self.counter_id, 0)))
+        for window, counter in zip(windows, counters, strict=True):
+            others = counter.others_than(self.counter_id) if counter is not None else 0
+            self._learnt(window.doc_id, others)
 
     def _learnt(self, path: str, others: int) -> None:
         with self._lock:

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     )
     from commerce.domain.rate_limits import RateCounter
     from commerce.domain.tokens import DownloadGrant
+    from commerce.licensing.models import Activation
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -136,6 +137,7 @@ class UnitOfWork(ABC):
     email_jobs: Collection[EmailJob]
     ledger: Collection[WebhookEventRecord]  # once-per-event records
     rate_counters: Collection[RateCounter]
+    activations: Collection[Activation]  # machines bound to licenses
     audit: AuditTrail
 
     committed: bool = False

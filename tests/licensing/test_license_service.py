@@ -14,6 +14,7 @@ from commerce.domain.orders import OrderState
 from commerce.errors import RateLimited, TransientFailure
 from commerce.licensing.models import StatusCode, activation_id, fingerprint_hash
 from commerce.licensing.verifier import CertificateState, verify_certificate
+from commerce.unit_of_work import Storage, UnitOfWork
 from tests.licensing.conftest import (
     Bought,
     Plugin,
@@ -25,6 +26,24 @@ from tests.licensing.conftest import (
 )
 
 pytestmark = pytest.mark.emulators
+
+
+class NoLicenseLookups(Storage):
+    """A storage whose units of work have no licenses: a license lookup fails the test."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def unit_of_work(self) -> UnitOfWork:
+        return self._without_licenses(self.storage.unit_of_work())
+
+    def batch(self) -> UnitOfWork:
+        return self._without_licenses(self.storage.batch())
+
+    @staticmethod
+    def _without_licenses(uow: UnitOfWork) -> UnitOfWork:
+        uow.licenses = None  # type: ignore[assignment]
+        return uow
 
 
 def refusals(container: Container) -> list[dict]:
@@ -69,7 +88,7 @@ def test_a_typo_is_invalid_key_before_any_lookup(
 ) -> None:
     body = bought.key.removeprefix("GENX-")
     one_changed = body[:-1] + ("0" if body[-1] != "0" else "1")
-    container.license_state.licenses = None  # type: ignore[assignment]  # any lookup would fail
+    container.license_state.storage = NoLicenseLookups(container.storage)  # any would fail
 
     answer = plugin.validate("GENX-" + one_changed)
 
@@ -154,7 +173,7 @@ def test_activating_the_same_machine_again_uses_no_new_slot(
     assert second.fields["reactivated"] is True
     assert second.fields["activation"]["id"] == first.fields["activation"]["id"]
     assert second.fields["license"]["activations_used"] == 1
-    assert len(container.license_state.activations.by_license(bought.license_id)) == 1
+    assert len(container.license_state.activations_of(bought.license_id)) == 1
     expected_id = activation_id(bought.license_id, fingerprint_hash(machine(1)))
     assert first.fields["activation"]["id"] == expected_id
 
@@ -170,7 +189,7 @@ def test_the_activation_limit_refuses_the_fourth_machine_and_names_the_holders(
     assert answer.status is StatusCode.TOO_MANY_ACTIVATIONS
     assert answer.fields["license"]["activations_used"] == 3
     assert len(answer.fields["activations"]) == 3
-    assert len(container.license_state.activations.by_license(bought.license_id)) == 3
+    assert len(container.license_state.activations_of(bought.license_id)) == 3
     assert {"status": "TOO_MANY_ACTIVATIONS", "operation": "activate"} in refusals(container)
 
 
@@ -245,7 +264,7 @@ def test_concurrent_activations_never_exceed_the_limit(container: Container) -> 
     for thread in threads:
         thread.join()
 
-    stored = container.license_state.activations.by_license(bought.license_id)
+    stored = container.license_state.activations_of(bought.license_id)
     assert errors == []
     assert len(answers) == 4
     assert answers.count(StatusCode.VALID) == len(stored) == 2

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -168,6 +169,18 @@ def entitlement(order_state: OrderState | None, status: LicenseStatus | None) ->
     return Entitlement.ENTITLED
 
 
+class Seen(Protocol):
+    """An activation as the activation policy sees it."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def last_seen_at(self) -> datetime: ...
+
+
+SeenT = TypeVar("SeenT", bound=Seen)
+
+
 class License(Document):
     order_id: str
     customer_id: str | None
@@ -200,6 +213,65 @@ class License(Document):
     @property
     def is_entitled(self) -> bool:
         return self.entitlement() is Entitlement.ENTITLED
+
+    # -- standing: each returns the update to write (None: nothing changes) ----------
+    def mirror(
+        self, order_state: OrderState | None, now: datetime, **status_changes: Any
+    ) -> dict[str, Any] | None:
+        """The order's new state written on the license (`order_state`: license
+        decisions read the license alone), with any change of its own status, as one
+        update for the unit of work that changes the order."""
+        state = order_state or self.order_state
+        if self.order_state is state and not status_changes:
+            return None
+        return {**status_changes, "order_state": state, "updated_at": now}
+
+    def revoke(
+        self, reason: str, *, order_state: OrderState | None, now: datetime
+    ) -> dict[str, Any] | None:
+        """Revoked for good (refund, lost dispute); a revoked license stays as it was
+        revoked and only mirrors its order."""
+        if self.status is LicenseStatus.REVOKED:
+            return self.mirror(order_state, now)
+        return self.mirror(order_state, now, status=LicenseStatus.REVOKED, status_reason=reason)
+
+    def suspend(self, *, order_state: OrderState, now: datetime) -> dict[str, Any] | None:
+        """A dispute opened: an active license is suspended until it is decided."""
+        if self.status is LicenseStatus.ACTIVE:
+            return self.mirror(
+                order_state, now, status=LicenseStatus.SUSPENDED, status_reason="dispute"
+            )
+        return self.mirror(order_state, now)
+
+    def restore(self, *, order_state: OrderState, now: datetime) -> dict[str, Any] | None:
+        """A dispute won: a suspended license is active again."""
+        if self.status is LicenseStatus.SUSPENDED:
+            return self.mirror(order_state, now, status=LicenseStatus.ACTIVE, status_reason=None)
+        return self.mirror(order_state, now)
+
+    # -- the activation policy ----------------------------------------------------------
+    def make_room(
+        self, holders: Sequence[SeenT], *, stale_before: datetime
+    ) -> tuple[list[str], list[SeenT], bool]:
+        """Room for one more machine: (the slots that stay, the activations released,
+        whether one more fits).
+
+        `holders` are the activations of the license that still exist (ids whose
+        document vanished lose their slot). While the license is at its
+        `activation_limit`, machines not seen since `stale_before` are released, the
+        longest unseen first; no room when every slot is held by a machine seen since.
+        """
+        slots = [holder.id for holder in holders]
+        stale = sorted(
+            (holder for holder in holders if holder.last_seen_at < stale_before),
+            key=lambda holder: holder.last_seen_at,
+        )
+        released: list[SeenT] = []
+        while len(slots) >= self.activation_limit and stale:
+            oldest = stale.pop(0)
+            slots.remove(oldest.id)
+            released.append(oldest)
+        return slots, released, len(slots) < self.activation_limit
 
 
 class WebhookEventRecord(Document):

@@ -4,8 +4,12 @@ and what a count allows. Storage of the counters: `commerce.repositories.rate_li
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from pydantic import Field
 
 from commerce.domain.models import Document
 
@@ -17,6 +21,34 @@ class RateCounter(Document):
 
     count: int = 0
     expires_at: datetime | None = None
+    # Hits per deferred counter (`commerce.ratelimit.DeferredCounter`), read only: the
+    # counters add to it with increments, a unit of work never rewrites it.
+    by_counter: dict[str, int] = Field(default_factory=dict, exclude=True)
+
+    def others_than(self, counter_id: str) -> int:
+        """Hits of every counter but `counter_id` (its own are known in memory)."""
+        return self.count - int(self.by_counter.get(counter_id, 0))
+
+
+class CounterStore(Protocol):
+    """Where rate-limit counters are counted outside a unit of work (atomic increments
+    shared by every instance): `commerce.repositories.rate_limits` (Firestore) or
+    `commerce.repositories.memory.MemoryRateLimits`."""
+
+    def hit(self, bucket: str, *, limit: int, window_seconds: int, now: datetime) -> RateDecision:
+        """Count one hit unless the window is full (exact, in a transaction)."""
+        ...
+
+    def increment(self, windows: Sequence[RateWindow]) -> list[int]:
+        """One hit in each window, one write; each counter's value after it."""
+        ...
+
+    def add_hits(
+        self, hits: Sequence[tuple[RateWindow, int]], *, counter_id: str
+    ) -> list[tuple[int, int]]:
+        """`n` hits per window, also under `by_counter.<counter_id>`; per window (count,
+        this counter's count) after the write."""
+        ...
 
 
 @dataclass(frozen=True)

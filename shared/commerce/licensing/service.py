@@ -48,7 +48,6 @@ from commerce.licensing.rules import choose_update, standing
 from commerce.licensing.verifier import CertificateState, load_public_key, verify_certificate
 from commerce.logs import get_logger
 from commerce.ratelimit import DeferredCounter
-from commerce.repositories import run_transaction
 from commerce.update_links import random_download_grant
 
 if TYPE_CHECKING:
@@ -56,13 +55,13 @@ if TYPE_CHECKING:
     from commerce.clock import Clock
     from commerce.delivery.releases import Release
     from commerce.domain.models import License
+    from commerce.domain.rate_limits import RateDecision, RateWindow
     from commerce.keys import KeyService
     from commerce.licensing.repository import LicenseState, LicenseStateStore
     from commerce.ratelimit import RateLimiter
-    from commerce.repositories import DownloadTokenRepository, Transaction
-    from commerce.repositories.rate_limits import RateDecision, RateWindow
     from commerce.settings import Settings
     from commerce.signing import Signer
+    from commerce.unit_of_work import Storage, UnitOfWork
 
 T = TypeVar("T")
 _log = get_logger("commerce.licensing")
@@ -122,9 +121,9 @@ class LicenseService:
         keys: KeyService,
         signer: Signer,
         store: LicenseStateStore,
+        storage: Storage,
         rate_limiter: RateLimiter,
         auditor: Auditor,
-        download_tokens: DownloadTokenRepository,
         releases: ReleaseSource | None = None,
     ) -> None:
         self.settings = settings
@@ -134,7 +133,7 @@ class LicenseService:
         self.store = store
         self.rate_limiter = rate_limiter
         self.auditor = auditor
-        self.download_tokens = download_tokens
+        self.storage = storage
         self.releases = releases
         self.policy = CertificatePolicy(
             refresh_after=timedelta(days=settings.license_certificate_refresh_days),
@@ -164,7 +163,7 @@ class LicenseService:
         state, counters = self.store.read_by_key_with(
             key_hash,
             _activation_for(fp_hash),
-            [self.rate_limiter.repository.ref_of(window) for window in unknown],
+            unknown,
         )
         self.counter.learn(unknown, counters)
         self._check_counted(limits, windows, own_hits, network, key_hash=key_hash)
@@ -208,12 +207,12 @@ class LicenseService:
         now = self.clock.now()
         wanted = activation_id(license_id, fp_hash)
 
-        def work(tx: Transaction) -> _Activation:
+        def work(uow: UnitOfWork) -> _Activation:
             return self._activate_in(
-                tx, license_id, key_hash, wanted, fp_hash, request.label, now, network
+                uow, license_id, key_hash, wanted, fp_hash, request.label, now, network
             )
 
-        outcome = run_transaction(self.store.db, work)
+        outcome = self.storage.run(work)
         if outcome.status is not StatusCode.VALID or outcome.activation is None:
             fields: dict[str, Any] = {}
             if outcome.status is StatusCode.TOO_MANY_ACTIVATIONS and outcome.license is not None:
@@ -241,7 +240,7 @@ class LicenseService:
 
     def _activate_in(
         self,
-        tx: Transaction,
+        uow: UnitOfWork,
         license_id: str,
         key_hash: str,
         wanted: str,
@@ -250,7 +249,7 @@ class LicenseService:
         now: datetime,
         network: str,
     ) -> _Activation:
-        state = self.store.read(license_id, wanted, tx)
+        state = self.store.read(license_id, wanted, uow)
         if state is None or not _same_hash(state.license.key_hash, key_hash):
             return _Activation(StatusCode.NOT_FOUND)
         license_ = state.license
@@ -264,11 +263,11 @@ class LicenseService:
             )
             if wanted not in slots:  # self-repair should the license ever lose it
                 slots.append(wanted)
-                self._record_slots(tx, license_id, slots, now)
-            self.store.activations.put(renewed, tx)
+                self._record_slots(uow, license_id, slots, now)
+            uow.activations.put(renewed)
             self.auditor.record(
                 "license.reactivated",
-                tx=tx,
+                uow=uow,
                 license_id=license_id,
                 order_id=license_.order_id,
                 activation_id=wanted,
@@ -278,18 +277,10 @@ class LicenseService:
         released: list[Activation] = []
         holders: list[Activation] = []
         if len(slots) >= license_.activation_limit:
-            holders = self.store.activations.get_many(slots, tx)
-            slots = [a.id for a in holders]  # drop ids whose documents vanished
+            holders = uow.activations.get_many(slots)
             stale_before = now - timedelta(days=self.settings.activation_stale_days)
-            stale = sorted(
-                (a for a in holders if a.last_seen_at < stale_before),
-                key=lambda a: a.last_seen_at,
-            )
-            while len(slots) >= license_.activation_limit and stale:
-                oldest = stale.pop(0)
-                slots.remove(oldest.id)
-                released.append(oldest)
-            if len(slots) >= license_.activation_limit:
+            slots, released, fits = license_.make_room(holders, stale_before=stale_before)
+            if not fits:
                 return _Activation(
                     StatusCode.TOO_MANY_ACTIVATIONS, license_, used=len(slots), holders=holders
                 )
@@ -302,10 +293,10 @@ class LicenseService:
             last_seen_at=now,
         )
         for old in released:
-            self.store.activations.delete(old.id, tx)
+            uow.activations.delete(old.id)
             self.auditor.record(
                 "license.activation_released",
-                tx=tx,
+                uow=uow,
                 license_id=license_id,
                 order_id=license_.order_id,
                 activation_id=old.id,
@@ -313,11 +304,11 @@ class LicenseService:
                 last_seen_at=unix(old.last_seen_at),
             )
         slots.append(wanted)
-        self.store.activations.create(activation, tx)
-        self._record_slots(tx, license_id, slots, now)
+        uow.activations.create(activation)
+        self._record_slots(uow, license_id, slots, now)
         self.auditor.record(
             "license.activated",
-            tx=tx,
+            uow=uow,
             license_id=license_id,
             order_id=license_.order_id,
             activation_id=wanted,
@@ -339,8 +330,8 @@ class LicenseService:
             target = activation_id(license_id, fp_hash)
         now = self.clock.now()
 
-        def work(tx: Transaction) -> tuple[StatusCode, LicenseState | None]:
-            state = self.store.read(license_id, target, tx)
+        def work(uow: UnitOfWork) -> tuple[StatusCode, LicenseState | None]:
+            state = self.store.read(license_id, target, uow)
             if state is None or not _same_hash(state.license.key_hash, key_hash):
                 return StatusCode.NOT_FOUND, None
             verdict = standing(state.license)
@@ -351,11 +342,11 @@ class LicenseService:
             if fp_hash is not None and not _same_hash(state.activation.fingerprint_sha256, fp_hash):
                 return StatusCode.FINGERPRINT_MISMATCH, state
             remaining = tuple(a for a in state.activation_ids if a != target)
-            self.store.activations.delete(target, tx)
-            self._record_slots(tx, license_id, remaining, now)
+            uow.activations.delete(target)
+            self._record_slots(uow, license_id, remaining, now)
             self.auditor.record(
                 "license.deactivated",
-                tx=tx,
+                uow=uow,
                 license_id=license_id,
                 order_id=state.license.order_id,
                 activation_id=target,
@@ -364,7 +355,7 @@ class LicenseService:
             )
             return StatusCode.VALID, state
 
-        status, state = run_transaction(self.store.db, work)
+        status, state = self.storage.run(work)
         license_ = state.license if state is not None else None
         if status is not StatusCode.VALID or license_ is None:
             return self._refused("deactivate", status, network, license_=license_)
@@ -392,7 +383,7 @@ class LicenseService:
         if verdict is not StatusCode.VALID:
             return self._refused("certificate", verdict, network, license_=state.license)
         now = self.clock.now()
-        if state.activation is None or not self.store.activations.touch(state.activation.id, now):
+        if state.activation is None or not self.store.touch(state.activation.id, now):
             return self._refused(
                 "certificate", StatusCode.NO_ACTIVATION, network, license_=state.license
             )
@@ -521,7 +512,9 @@ class LicenseService:
             ttl=timedelta(minutes=self.settings.update_link_ttl_minutes),
             max_redemptions=self.settings.update_link_max_redemptions,
         )
-        self.download_tokens.create(grant)
+        with self.storage.batch() as uow:
+            uow.download_tokens.create(grant)
+            uow.commit()
         self.auditor.record(
             "license.update_offered",
             license_id=license_.id,
@@ -570,7 +563,7 @@ class LicenseService:
         unknown = self.counter.needs_reading(windows)
         self.counter.learn(
             unknown,
-            self.store.read_documents([self.rate_limiter.repository.ref_of(w) for w in unknown]),
+            self.store.read_counters(unknown),
         )
         self._check_counted(limits, windows, own_hits, network)
         return self._refused(operation, StatusCode.INVALID_KEY, network)
@@ -604,13 +597,7 @@ class LicenseService:
         windows = self._windows(limits)
         own_hits = self.counter.hit(windows)
         unknown = self.counter.needs_reading(windows)
-        counted = (
-            self.pool.submit(
-                self.store.read_documents, [self.rate_limiter.repository.ref_of(w) for w in unknown]
-            )
-            if unknown
-            else None
-        )
+        counted = self.pool.submit(self.store.read_counters, unknown) if unknown else None
         try:
             result = read()
         finally:
@@ -699,18 +686,16 @@ class LicenseService:
         raise RateLimited(max(decision.retry_after_seconds for _, _, decision in refused))
 
     def _record_slots(
-        self, tx: Transaction, license_id: str, slots: Sequence[str], now: datetime
+        self, uow: UnitOfWork, license_id: str, slots: Sequence[str], now: datetime
     ) -> None:
-        """The license's machine ids, rewritten in the activation's transaction (the
+        """The license's machine ids, rewritten in the activation's unit of work (the
         license was read in it, so concurrent activations serialise on it)."""
-        self.store.licenses.update(
-            license_id, {"activation_ids": list(slots), "updated_at": now}, tx
-        )
+        uow.licenses.update(license_id, {"activation_ids": list(slots), "updated_at": now})
 
     def _touch_if_due(self, activation: Activation) -> None:
         now = self.clock.now()
         if now - activation.last_seen_at >= TOUCH_INTERVAL:
-            self.store.activations.touch(activation.id, now)
+            self.store.touch(activation.id, now)
 
     def _network_id(self, network: str) -> str:
         """Audit entries name a client network by a keyed hash, never the address."""

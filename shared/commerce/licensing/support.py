@@ -19,7 +19,6 @@ from commerce.errors import Conflict, NotFound
 from commerce.grants import new_email_job
 from commerce.licensing.models import Activation
 from commerce.logs import get_logger
-from commerce.repositories import run_transaction
 
 if TYPE_CHECKING:
     from commerce.audit import Auditor
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
     from commerce.email_queue import EmailQueue
     from commerce.keys import KeyService
     from commerce.licensing.repository import LicenseStateStore
-    from commerce.repositories import CustomerRepository, EmailJobRepository, Transaction
+    from commerce.unit_of_work import Storage, UnitOfWork
 
 _log = get_logger("commerce.licensing.support")
 
@@ -69,36 +68,38 @@ class LicenseSupport:
         clock: Clock,
         keys: KeyService,
         store: LicenseStateStore,
-        customers: CustomerRepository,
-        email_jobs: EmailJobRepository,
+        storage: Storage,
         auditor: Auditor,
         email_queue: Callable[[], EmailQueue] | None = None,
     ) -> None:
         self.clock = clock
         self.keys = keys
         self.store = store
-        self.customers = customers
-        self.email_jobs = email_jobs
+        self.storage = storage
         self.auditor = auditor
         self.email_queue = email_queue
 
     # -- look-ups ------------------------------------------------------------------------
     def by_key(self, raw_key: str) -> list[LicenseSummary]:
         """The license of a key a buyer sent in (a typo raises InvalidLicenseKey)."""
-        found = self.store.licenses.by_key_hash(self.keys.hash_key(raw_key))
-        return [self.summary(found)] if found is not None else []
+        key_hash = self.keys.hash_key(raw_key)
+        with self.storage.batch() as uow:
+            found = uow.licenses.where("key_hash", "==", key_hash, limit=1)
+        return [self.summary(license_) for license_ in found]
 
     def by_email(self, email: str) -> list[LicenseSummary]:
         customer_id = self.keys.customer_id_for(email)
-        found = self.store.licenses.by_customer(customer_id)
+        with self.storage.batch() as uow:
+            found = uow.licenses.where("customer_id", "==", customer_id)
         return [self.summary(license_) for license_ in sorted(found, key=lambda x: x.created_at)]
 
     def summary(self, license_: License) -> LicenseSummary:
-        order = self.store.orders.get(license_.order_id)
-        email_masked = order.email_masked if order is not None else None
-        if email_masked is None and license_.customer_id:
-            customer = self.customers.get(license_.customer_id)
-            email_masked = mask_email(customer.email) if customer is not None else None
+        with self.storage.batch() as uow:
+            order = uow.orders.get(license_.order_id)
+            email_masked = order.email_masked if order is not None else None
+            if email_masked is None and license_.customer_id:
+                customer = uow.customers.get(license_.customer_id)
+                email_masked = mask_email(customer.email) if customer is not None else None
         return LicenseSummary(
             license_id=license_.id,
             key_hint=license_.key_hint,
@@ -114,21 +115,22 @@ class LicenseSupport:
         )
 
     def activations(self, license_id: str) -> list[Activation]:
-        self._license(license_id)
-        return self.store.activations.by_license(license_id)
+        with self.storage.batch() as uow:
+            self._license(uow, license_id)
+        return self.store.activations_of(license_id)
 
     # -- changes -------------------------------------------------------------------------
     def reset_activations(self, license_id: str, *, actor: str) -> int:
         """Free every slot of the license (the buyer re-activates the machines they use)."""
         now = self.clock.now()
 
-        def work(tx: Transaction) -> int:
-            license_ = self._license(license_id, tx)
-            removed = self._clear_activations(tx, license_)
-            self.store.licenses.update(license_id, {"activation_ids": [], "updated_at": now}, tx)
+        def work(uow: UnitOfWork) -> int:
+            license_ = self._license(uow, license_id)
+            removed = self._clear_activations(uow, license_)
+            uow.licenses.update(license_id, {"activation_ids": [], "updated_at": now})
             self.auditor.record(
                 "license.activations_reset",
-                tx=tx,
+                uow=uow,
                 actor=actor,
                 license_id=license_id,
                 order_id=license_.order_id,
@@ -136,32 +138,28 @@ class LicenseSupport:
             )
             return removed
 
-        return run_transaction(self.store.db, work)
+        return self.storage.run(work)
 
     def revoke(self, license_id: str, *, reason: str, actor: str) -> License:
         """Revoke the license (and its order, so download links stop too)."""
         now = self.clock.now()
 
-        def work(tx: Transaction) -> License:
-            license_ = self._license(license_id, tx)
-            order = self.store.orders.get(license_.order_id, tx)
+        def work(uow: UnitOfWork) -> License:
+            license_ = self._license(uow, license_id)
+            order = uow.orders.get(license_.order_id)
             order_state = order.state if order is not None else None
             if order is not None and can_transition(order.state, OrderState.REVOKED):
                 order_state = transition(order.state, OrderState.REVOKED)
-                self.store.orders.update(order.id, {"state": order_state, "updated_at": now}, tx)
-            self.store.licenses.update(
-                license_id,
-                {
-                    "status": LicenseStatus.REVOKED,
-                    "status_reason": reason,
-                    "order_state": order_state or license_.order_state,  # the mirror
-                    "updated_at": now,
-                },
-                tx,
+            # Support's word is final: the reason is recorded even on a revoked license.
+            standing = license_.mirror(
+                order_state, now, status=LicenseStatus.REVOKED, status_reason=reason
             )
+            if order is not None and order_state is not order.state:
+                uow.orders.update(order.id, {"state": order_state, "updated_at": now})
+            uow.licenses.update(license_id, standing or {})
             self.auditor.record(
                 "license.revoked",
-                tx=tx,
+                uow=uow,
                 actor=actor,
                 license_id=license_id,
                 order_id=license_.order_id,
@@ -172,7 +170,7 @@ class LicenseSupport:
                 update={"status": LicenseStatus.REVOKED, "status_reason": reason}
             )
 
-        return run_transaction(self.store.db, work)
+        return self.storage.run(work)
 
     def reissue(self, license_id: str, *, actor: str, keep_activations: bool = False) -> Reissued:
         """A new key (generation + 1): the old key stops working at once, the buyer is
@@ -180,13 +178,13 @@ class LicenseSupport:
         machines should not keep their slots)."""
         now = self.clock.now()
 
-        def work(tx: Transaction) -> Reissued:
-            license_ = self._license(license_id, tx)
+        def work(uow: UnitOfWork) -> Reissued:
+            license_ = self._license(uow, license_id)
             if license_.status is LicenseStatus.REVOKED:
                 raise Conflict("A revoked license cannot be re-issued.")
             generation = license_.generation + 1
             issued = self.keys.issue_key(license_id, generation)
-            removed = 0 if keep_activations else self._clear_activations(tx, license_)
+            removed = 0 if keep_activations else self._clear_activations(uow, license_)
             changes: dict[str, object] = {
                 "key_hash": issued.key_hash,
                 "key_hint": issued.key_hint,
@@ -196,7 +194,7 @@ class LicenseSupport:
             }
             if not keep_activations:
                 changes["activation_ids"] = []
-            self.store.licenses.update(license_id, changes, tx)
+            uow.licenses.update(license_id, changes)
             job_id: str | None = None
             if license_.customer_id:
                 job_id = reissue_job_id(license_id, generation)
@@ -208,10 +206,10 @@ class LicenseSupport:
                     order_ids=(license_.order_id,),
                     license_ids=(license_id,),
                 )
-                self.email_jobs.create(job, tx)
+                uow.email_jobs.create(job)
             self.auditor.record(
                 "license.reissued",
-                tx=tx,
+                uow=uow,
                 actor=actor,
                 license_id=license_id,
                 order_id=license_.order_id,
@@ -223,7 +221,7 @@ class LicenseSupport:
             self.store.forget(license_.key_hash)
             return Reissued(license_id, generation, issued.key_hint, job_id, False, removed)
 
-        result = run_transaction(self.store.db, work)
+        result = self.storage.run(work)
         if result.email_job_id is None or self.email_queue is None:
             return result
         try:
@@ -245,17 +243,19 @@ class LicenseSupport:
         )
 
     # -- helpers -------------------------------------------------------------------------
-    def _license(self, license_id: str, tx: Transaction | None = None) -> License:
-        found = self.store.licenses.get(license_id, tx)
+    @staticmethod
+    def _license(uow: UnitOfWork, license_id: str) -> License:
+        found = uow.licenses.get(license_id)
         if found is None:
             raise LicenseUnknown(f"No license {license_id}.")
         return found
 
-    def _clear_activations(self, tx: Transaction, license_: License) -> int:
+    @staticmethod
+    def _clear_activations(uow: UnitOfWork, license_: License) -> int:
         """Delete every activation of the license (reads first, then writes); the caller
-        empties the license's `activation_ids` in the same transaction."""
-        strays = self.store.activations.where("license_id", "==", license_.id, tx=tx)
+        empties the license's `activation_ids` in the same unit of work."""
+        strays = uow.activations.where("license_id", "==", license_.id)
         ids = set(license_.activation_ids) | {a.id for a in strays}
         for activation_id in sorted(ids):
-            self.store.activations.delete(activation_id, tx)
+            uow.activations.delete(activation_id)
         return len(ids)

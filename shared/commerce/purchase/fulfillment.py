@@ -358,15 +358,14 @@ class Fulfillment:
         order_state: OrderState | None,
     ) -> None:
         """Revoke the order's license if it has one (read by the caller, before any write)
-        and mirror the order's new state on it."""
+        and mirror the order's new state on it; audited unless it was revoked before."""
         if license_ is None:
             return
-        if license_.status is LicenseStatus.REVOKED:  # revocation is final
-            self._set_license_standing(uow, now, license_, order_state)
-            return
-        self._set_license_standing(
-            uow, now, license_, order_state, status=LicenseStatus.REVOKED, status_reason=reason
+        self._write_standing(
+            uow, license_, license_.revoke(reason, order_state=order_state, now=now)
         )
+        if license_.status is LicenseStatus.REVOKED:  # revocation is final
+            return
         self.auditor.record(
             "license.revoked",
             uow=uow,
@@ -384,22 +383,18 @@ class Fulfillment:
         license_: License | None,
         order_state: OrderState,
         *,
-        flip: tuple[LicenseStatus, LicenseStatus, str | None],
+        opened: bool,
         action: str,
         ledger_id: str,
     ) -> None:
-        """A dispute opening or being won: the order moves to `order_state`, and the
-        license, if its status is flip[0], moves to flip[1] (reason flip[2]); audited."""
+        """A dispute opening (the license is suspended) or being won (restored): the
+        order moves to `order_state`, mirrored on the license; audited."""
         uow.orders.update(
             session_id, {"state": order_state, "updated_at": now, "last_event_id": ledger_id}
         )
-        from_status, to_status, reason = flip
-        changes = (
-            {"status": to_status, "status_reason": reason}
-            if license_ is not None and license_.status is from_status
-            else {}
-        )
-        self._set_license_standing(uow, now, license_, order_state, **changes)
+        if license_ is not None:
+            step = license_.suspend if opened else license_.restore
+            self._write_standing(uow, license_, step(order_state=order_state, now=now))
         self.auditor.record(
             action,
             uow=uow,
@@ -408,25 +403,12 @@ class Fulfillment:
             event_id=ledger_id,
         )
 
-    def _set_license_standing(
-        self,
-        uow: UnitOfWork,
-        now: datetime,
-        license_: License | None,
-        order_state: OrderState | None,
-        **status_changes: Any,
-    ) -> None:
-        """Write the order's new state on its license (`License.order_state`: license
-        decisions read the license alone) with any change of the license's own status,
-        in one update, in the unit of work that changes the order."""
-        if license_ is None:
-            return
-        state = order_state or license_.order_state
-        if license_.order_state is state and not status_changes:
-            return
-        uow.licenses.update(
-            license_.id, {**status_changes, "order_state": state, "updated_at": now}
-        )
+    @staticmethod
+    def _write_standing(uow: UnitOfWork, license_: License, update: dict[str, Any] | None) -> None:
+        """The license's standing change (`License.revoke` / `suspend` / `restore`), in
+        the unit of work that changes the order; nothing when nothing changes."""
+        if update is not None:
+            uow.licenses.update(license_.id, update)
 
     def _revoke_grants(self, uow: UnitOfWork, grants_hashes: list[str]) -> None:
         for token_hash in grants_hashes:
@@ -515,7 +497,7 @@ class Fulfillment:
                 session_id,
                 license_,
                 OrderState.DISPUTED,
-                flip=(LicenseStatus.ACTIVE, LicenseStatus.SUSPENDED, "dispute"),
+                opened=True,
                 action="order.disputed",
                 ledger_id=ledger_id,
             )
@@ -543,7 +525,7 @@ class Fulfillment:
                     session_id,
                     license_,
                     transition(state, OrderState.FULFILLED),
-                    flip=(LicenseStatus.SUSPENDED, LicenseStatus.ACTIVE, None),
+                    opened=False,
                     action="order.dispute_won",
                     ledger_id=ledger_id,
                 )

@@ -6,6 +6,7 @@ before its writes (Firestore's rule); services arrange that.
 
 from commerce.repositories.base import Transaction, new_firestore_client, run_transaction
 from commerce.repositories.collections import (
+    ActivationRepository,
     AuditLogRepository,
     CustomerRepository,
     DownloadTokenRepository,
@@ -17,6 +18,7 @@ from commerce.repositories.collections import (
 from commerce.repositories.rate_limits import RateLimitRepository
 
 __all__ = [
+    "ActivationRepository",
     "AuditLogRepository",
     "CustomerRepository",
     "DownloadTokenRepository",

@@ -16,6 +16,7 @@ from commerce.domain.models import (
     WebhookEventRecord,
 )
 from commerce.domain.tokens import DownloadGrant
+from commerce.licensing.models import Activation
 from commerce.repositories.base import Repository, Transaction, Writer, to_storage
 
 
@@ -66,6 +67,13 @@ class DownloadTokenRepository(Repository[DownloadGrant]):
     def by_token_id(self, token_id: str) -> DownloadGrant | None:
         found = self.where("token_id", "==", token_id, limit=1)
         return found[0] if found else None
+
+
+class ActivationRepository(Repository[Activation]):
+    """`activations/{derived id}`: the machines bound to licenses."""
+
+    collection = "activations"
+    model = Activation
 
 
 class WebhookEventRepository(Repository[WebhookEventRecord]):

@@ -26,9 +26,10 @@ from commerce.domain.models import (
     Order,
     WebhookEventRecord,
 )
-from commerce.domain.rate_limits import RateCounter
+from commerce.domain.rate_limits import RateCounter, RateDecision, RateWindow, window_for
 from commerce.domain.tokens import DownloadGrant
 from commerce.errors import AlreadyExists, NotFound
+from commerce.licensing.models import Activation
 from commerce.repositories.codec import Codec, to_storage
 from commerce.unit_of_work import (
     AuditTrail,
@@ -54,6 +55,7 @@ COLLECTIONS: dict[str, tuple[str, type[Any], str]] = {
     "email_jobs": ("email_jobs", EmailJob, "id"),
     "ledger": ("webhook_events", WebhookEventRecord, "id"),
     "rate_counters": ("rate_limits", RateCounter, "id"),
+    "activations": ("activations", Activation, "id"),
 }
 AUDIT_COLLECTION = "audit_log"
 
@@ -235,3 +237,40 @@ class _MemoryAudit(AuditTrail):
     def append(self, entry: AuditEntry) -> None:
         data = to_storage(entry.model_dump(mode="python"))
         self.uow.add(_Write("create", AUDIT_COLLECTION, secrets.token_hex(10), data))
+
+
+class MemoryRateLimits:
+    """The counting the Firestore rate-limit repository does outside units of work
+    (`CounterStore`), on a `MemoryStorage`'s `rate_limits` documents."""
+
+    def __init__(self, storage: MemoryStorage) -> None:
+        self.storage = storage
+
+    def _add(self, window: RateWindow, n: int, counter_id: str | None = None) -> tuple[int, int]:
+        with self.storage.lock:
+            docs = self.storage.documents.setdefault("rate_limits", {})
+            data = dict(docs.get(window.doc_id, {}))
+            data["count"] = int(data.get("count", 0)) + n
+            data["expires_at"] = window.expires_at
+            own = 0
+            if counter_id is not None:
+                by_counter = dict(data.get("by_counter") or {})
+                by_counter[counter_id] = own = int(by_counter.get(counter_id, 0)) + n
+                data["by_counter"] = by_counter
+            docs[window.doc_id] = data
+            return data["count"], own
+
+    def hit(self, bucket: str, *, limit: int, window_seconds: int, now: Any) -> RateDecision:
+        window = window_for(bucket, limit=limit, window_seconds=window_seconds, now=now)
+        with self.storage.lock:
+            stored = self.storage.documents.get("rate_limits", {}).get(window.doc_id, {})
+            count = int(stored.get("count", 0))
+            if count >= limit:
+                return RateDecision(False, count, window.retry_after_seconds)
+            return RateDecision(True, self._add(window, 1)[0], 0)
+
+    def increment(self, windows: Any) -> list[int]:
+        return [self._add(window, 1)[0] for window in windows]
+
+    def add_hits(self, hits: Any, *, counter_id: str) -> list[tuple[int, int]]:
+        return [self._add(window, n, counter_id) for window, n in hits]

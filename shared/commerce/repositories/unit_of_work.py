@@ -25,6 +25,7 @@ from commerce.domain.rate_limits import RateCounter
 from commerce.errors import TransientFailure
 from commerce.repositories.base import Repository
 from commerce.repositories.collections import (
+    ActivationRepository,
     AuditLogRepository,
     CustomerRepository,
     DownloadTokenRepository,
@@ -74,6 +75,7 @@ class FirestoreStorage(Storage):
         email_jobs: EmailJobRepository | None = None,
         ledger: WebhookEventRepository | None = None,
         audit: AuditLogRepository | None = None,
+        activations: ActivationRepository | None = None,
     ) -> None:
         self.db = db
         self.orders = orders or OrderRepository(db)
@@ -83,6 +85,7 @@ class FirestoreStorage(Storage):
         self.email_jobs = email_jobs or EmailJobRepository(db)
         self.ledger = ledger or WebhookEventRepository(db)
         self.rate_counters = RateCounterRepository(db)
+        self.activations = activations or ActivationRepository(db)
         self.audit = audit or AuditLogRepository(db)
 
     def unit_of_work(self) -> FirestoreUnitOfWork:
@@ -108,6 +111,7 @@ class FirestoreUnitOfWork(UnitOfWork):
             "email_jobs",
             "ledger",
             "rate_counters",
+            "activations",
         ):
             repository: Repository[Any] = getattr(storage, attribute)
             setattr(self, attribute, _FirestoreCollection(repository, self))
