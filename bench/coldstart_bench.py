@@ -117,7 +117,7 @@ Settings stays, and it would not bring the functions under 1.2x by itself);
 `gc.freeze()`/`gc.disable()` during start-up (the one full collection costs 40-50 ms,
 but it would speed the baseline alike: it tunes the interpreter, not this code);
 validating the local signing key in a parallel process and loading it without a second
-check (about 45 ms of the download's first request, `delivery/artifacts.py`; Google
+check (about 45 ms of the download's first request, `adapters/artifacts.py`; Google
 Cloud signs through IAM, no key file); `defer_build` on the domain models (unused
 models built at import, ~5 ms, `domain/models.py`); skipping the RSA key validation, a
 baseline that also loads Settings, answering before the redemption commits (not

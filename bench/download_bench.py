@@ -26,7 +26,7 @@ from typing import Any
 from bench.common import summary, write_section
 from commerce.bootstrap import Container
 from commerce.clock import SystemClock
-from commerce.delivery.artifacts import ArtifactStore
+from commerce.adapters.artifacts import ArtifactStore
 from commerce.domain.orders import OrderState
 from commerce.secrets import EnvSecrets
 from commerce.settings import Settings

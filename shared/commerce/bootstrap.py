@@ -24,14 +24,14 @@ from commerce.settings import SecretsBackend, Settings, load_settings
 if TYPE_CHECKING:
     from google.cloud import firestore
 
+    from commerce.adapters.artifacts import ArtifactStore
+    from commerce.adapters.tasks_queue import CloudTasksEmailQueue
     from commerce.audit import Auditor
-    from commerce.delivery.artifacts import ArtifactStore
     from commerce.delivery.download import DownloadService
     from commerce.delivery.email_worker import EmailWorker
     from commerce.delivery.mailers import Mailer
     from commerce.delivery.publishing import Publisher
     from commerce.delivery.repository import ReleaseRepository
-    from commerce.delivery.tasks_queue import CloudTasksEmailQueue
     from commerce.keys import KeyService
     from commerce.licensing.repository import LicenseStateStore
     from commerce.licensing.service import LicenseService
@@ -249,7 +249,7 @@ class Container:
     @cached_property
     def email_queue(self) -> CloudTasksEmailQueue:
         """Cloud Tasks (emulator locally); the Tasks client is created on first enqueue."""
-        from commerce.delivery.tasks_queue import CloudTasksEmailQueue
+        from commerce.adapters.tasks_queue import CloudTasksEmailQueue
 
         return CloudTasksEmailQueue(self.settings)
 
@@ -262,7 +262,7 @@ class Container:
     @cached_property
     def artifacts(self) -> ArtifactStore:
         """The artifacts bucket (storage emulator locally); URL signing per environment."""
-        from commerce.delivery.artifacts import ArtifactStore
+        from commerce.adapters.artifacts import ArtifactStore
 
         return ArtifactStore(self.settings)
 

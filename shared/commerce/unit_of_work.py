@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from commerce.domain.models import (
+        Activation,
         AuditEntry,
         Customer,
         EmailJob,
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     )
     from commerce.domain.rate_limits import RateCounter
     from commerce.domain.tokens import DownloadGrant
-    from commerce.licensing.models import Activation
 
 T = TypeVar("T")
 R = TypeVar("R")

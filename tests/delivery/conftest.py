@@ -14,9 +14,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from commerce.adapters.artifacts import ArtifactStore
 from commerce.bootstrap import Container
 from commerce.clock import FixedClock
-from commerce.delivery.artifacts import ArtifactStore
 from commerce.delivery.releases import Release
 from commerce.domain.orders import OrderState
 from commerce.secrets import EnvSecrets

@@ -13,8 +13,8 @@ import pytest
 from functions_framework import create_app
 from werkzeug.serving import make_server
 
+from commerce.adapters.artifacts import ArtifactStore
 from commerce.bootstrap import Container, use_container
-from commerce.delivery.artifacts import ArtifactStore
 from commerce.delivery.mailers import SmtpMailer
 from commerce.delivery.releases import Release
 from commerce.domain.models import EmailJobState

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import pytest
 from functions_framework import create_app
 
+from commerce.adapters.artifacts import ArtifactStore
 from commerce.bootstrap import Container, use_container
 from commerce.clock import FixedClock
-from commerce.delivery.artifacts import ArtifactStore
 from commerce.licensing.verifier import (
     KEY_ID_HEADER,
     SIGNATURE_HEADER,

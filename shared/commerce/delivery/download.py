@@ -34,9 +34,9 @@ from commerce.errors import CommerceError, Gone, NotFound, RateLimited
 from commerce.logs import get_logger
 
 if TYPE_CHECKING:
+    from commerce.adapters.artifacts import ArtifactStore
     from commerce.audit import Auditor
     from commerce.clock import Clock
-    from commerce.delivery.artifacts import ArtifactStore
     from commerce.domain.rate_limits import RateWindow
     from commerce.ratelimit import RateLimiter
     from commerce.settings import Settings

@@ -37,8 +37,8 @@ from commerce.signing import verify
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from commerce.adapters.artifacts import ArtifactStore, Progress
     from commerce.clock import Clock
-    from commerce.delivery.artifacts import ArtifactStore, Progress
     from commerce.delivery.repository import ReleaseRepository
     from commerce.signing import Signer
 

@@ -274,6 +274,16 @@ class License(Document):
         return slots, released, len(slots) < self.activation_limit
 
 
+class Activation(Document):
+    """`activations/{act_ + sha256(license id, fingerprint hash)}`: one machine binding."""
+
+    license_id: str
+    fingerprint_sha256: str
+    label: str | None = None
+    created_at: datetime
+    last_seen_at: datetime
+
+
 class WebhookEventRecord(Document):
     """The ledger entry of one Stripe event id: its existence means 'processed'."""
 

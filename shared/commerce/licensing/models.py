@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -11,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from commerce.delivery.releases import is_valid_version
 from commerce.domain.ids import activation_id as activation_id  # re-exported
-from commerce.domain.models import Document
+from commerce.domain.models import Activation as Activation  # re-exported
 from commerce.licensing.verifier import NONCE_PATTERN, fingerprint_sha256
 
 
@@ -33,16 +32,6 @@ class StatusCode(StrEnum):
 
 
 # --- stored documents ---------------------------------------------------------------
-
-
-class Activation(Document):
-    """`activations/{act_ + sha256(license id, fingerprint hash)}`: one machine binding."""
-
-    license_id: str
-    fingerprint_sha256: str
-    label: str | None = None
-    created_at: datetime
-    last_seen_at: datetime
 
 
 # --- requests ---------------------------------------------------------------------------

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from commerce.domain.models import License
+from commerce.domain.models import Activation, License
 from commerce.domain.rate_limits import RateCounter, RateWindow
 from commerce.errors import NotFound
-from commerce.licensing.models import Activation
 from commerce.unit_of_work import Key, Storage, UnitOfWork
 
 # license id -> the id of the activation a request is about (or None)

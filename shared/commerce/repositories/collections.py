@@ -7,6 +7,7 @@ from datetime import datetime
 from google.cloud import firestore
 
 from commerce.domain.models import (
+    Activation,
     AuditEntry,
     Customer,
     EmailJob,
@@ -16,7 +17,6 @@ from commerce.domain.models import (
     WebhookEventRecord,
 )
 from commerce.domain.tokens import DownloadGrant
-from commerce.licensing.models import Activation
 from commerce.repositories.base import Repository, Transaction, Writer, to_storage
 
 

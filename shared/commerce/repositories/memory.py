@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from commerce.domain.models import (
+    Activation,
     AuditEntry,
     Customer,
     EmailJob,
@@ -29,7 +30,6 @@ from commerce.domain.models import (
 from commerce.domain.rate_limits import RateCounter, RateDecision, RateWindow, window_for
 from commerce.domain.tokens import DownloadGrant
 from commerce.errors import AlreadyExists, NotFound
-from commerce.licensing.models import Activation
 from commerce.repositories.codec import Codec, to_storage
 from commerce.unit_of_work import (
     AuditTrail,

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
+from commerce.domain.models import Order
 from commerce.domain.orders import OrderState
 from commerce.errors import InvalidRequest
-from commerce.repositories import OrderRepository
 
 # Stripe's ids are `cs_test_...` / `cs_live_...`; letters, digits and underscores only.
 SESSION_ID_SHAPE = re.compile(r"^cs_[A-Za-z0-9_]{8,250}$")
+
+
+class OrderLookup(Protocol):
+    def get(self, doc_id: str) -> Order | None: ...
 
 
 class InvalidSessionId(InvalidRequest):
@@ -38,7 +43,7 @@ def check_session_id(session_id: str | None) -> str:
     return session_id
 
 
-def order_status(orders: OrderRepository, session_id: str | None) -> OrderStatus:
+def order_status(orders: OrderLookup, session_id: str | None) -> OrderStatus:
     """The public status of the order made by Checkout Session `session_id`.
 
     An order the webhook has not recorded yet reads as `pending`: the buyer is

@@ -26,25 +26,16 @@ from commerce.audit import Auditor
 from commerce.bootstrap import Container
 from commerce.clock import Clock
 from commerce.domain.ids import derived_id
-from commerce.domain.models import EmailJobKind, LicenseStatus, Order
-from commerce.domain.orders import is_entitled
+from commerce.domain.models import EmailJobKind, Entitlement, Order
 from commerce.email_queue import EmailQueue
 from commerce.errors import RateLimited
 from commerce.grants import new_download_grant, new_email_job
 from commerce.keys import KeyService, normalize_email
 from commerce.logs import get_logger
 from commerce.ratelimit import RateLimiter
-from commerce.repositories import (
-    CustomerRepository,
-    DownloadTokenRepository,
-    EmailJobRepository,
-    LicenseRepository,
-    OrderRepository,
-    Transaction,
-    run_transaction,
-)
 from commerce.settings import Settings
 from commerce.storefront.messages import SUPPORTED_LOCALES, message
+from commerce.unit_of_work import Storage, UnitOfWork
 
 _EMAIL_SHAPE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _log = get_logger("commerce.storefront.resend")
@@ -99,11 +90,7 @@ class ResendLinks:
     clock: Clock
     keys: KeyService
     rate_limiter: RateLimiter
-    customers: CustomerRepository
-    orders: OrderRepository
-    licenses: LicenseRepository
-    download_tokens: DownloadTokenRepository
-    email_jobs: EmailJobRepository
+    storage: Storage
     auditor: Auditor
     email_queue: EmailQueue
 
@@ -125,11 +112,13 @@ class ResendLinks:
             return ACCEPTED
 
         customer_id = self.keys.customer_id_for(email)
-        customer = self.customers.get(customer_id)
+        with self.storage.batch() as uow:
+            customer = uow.customers.get(customer_id)
+            orders = uow.orders.where("customer_id", "==", customer_id) if customer else []
         if customer is None:
             self.auditor.record("resend.ignored", actor="storefront", reason="no_customer")
             return ACCEPTED
-        candidates = [order.id for order in self.orders.by_customer(customer_id)]
+        candidates = [order.id for order in orders]
         locale = request.locale or customer.locale
         job_id = self._queue_job(customer_id, candidates, locale)
         if job_id is None:
@@ -157,22 +146,19 @@ class ResendLinks:
         ttl = timedelta(hours=self.settings.download_token_ttl_hours)
         job_id = derived_id("email", EmailJobKind.RESEND.value, customer_id, secrets.token_hex(16))
 
-        def work(tx: Transaction) -> str | None:
-            orders = self.orders.get_many(order_ids, tx)
+        def work(uow: UnitOfWork) -> str | None:
+            orders = uow.orders.get_many(order_ids)
             entitled: list[tuple[Order, str]] = []
             licenses = {
                 lic.id: lic
-                for lic in self.licenses.get_many(
-                    [o.license_id for o in orders if o.license_id], tx
-                )
+                for lic in uow.licenses.get_many([o.license_id for o in orders if o.license_id])
             }
             for order in orders:
                 license_ = licenses.get(order.license_id or "")
                 if (
-                    is_entitled(order.state)
-                    and order.customer_id == customer_id
+                    order.customer_id == customer_id
                     and license_ is not None
-                    and license_.status is LicenseStatus.ACTIVE
+                    and license_.entitlement(order.state) is Entitlement.ENTITLED
                 ):
                     entitled.append((order, license_.id))
             if not entitled:
@@ -188,7 +174,7 @@ class ResendLinks:
                     ttl=ttl,
                     max_redemptions=self.settings.download_max_redemptions,
                 )
-                self.download_tokens.create(grant, tx)
+                uow.download_tokens.create(grant)
                 token_ids.append(grant.token_id)
             job = new_email_job(
                 job_id,
@@ -200,10 +186,10 @@ class ResendLinks:
                 download_token_ids=tuple(token_ids),
                 locale=locale,
             )
-            self.email_jobs.create(job, tx)
+            uow.email_jobs.create(job)
             self.auditor.record(
                 "resend.queued",
-                tx=tx,
+                uow=uow,
                 actor="storefront",
                 customer_id=customer_id,
                 job_id=job_id,
@@ -211,7 +197,7 @@ class ResendLinks:
             )
             return job_id
 
-        return run_transaction(self.customers.db, work)
+        return self.storage.run(work)
 
 
 def resend_links_service(container: Container) -> ResendLinks:
@@ -221,11 +207,7 @@ def resend_links_service(container: Container) -> ResendLinks:
         clock=container.clock,
         keys=container.keys,
         rate_limiter=container.rate_limiter,
-        customers=container.customers,
-        orders=container.orders,
-        licenses=container.licenses,
-        download_tokens=container.download_tokens,
-        email_jobs=container.email_jobs,
+        storage=container.storage,
         auditor=container.auditor,
         email_queue=container.email_queue,
     )
