@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import summary, write_section
+from commerce.adapters.artifacts import ArtifactStore
 from commerce.bootstrap import Container
 from commerce.clock import SystemClock
-from commerce.adapters.artifacts import ArtifactStore
 from commerce.domain.orders import OrderState
 from commerce.secrets import EnvSecrets
 from commerce.settings import Settings
