@@ -33,8 +33,8 @@ from infra_helpers import REPO_ROOT, TERRAFORM_ROOT, load_infra_module, replace_
 from werkzeug.serving import make_server
 
 from commerce.bootstrap import Container, use_container
-from commerce.delivery.artifacts import ArtifactStore
-from commerce.delivery.tasks_queue import CloudTasksEmailQueue
+from commerce.adapters.artifacts import ArtifactStore
+from commerce.adapters.tasks_queue import CloudTasksEmailQueue
 from commerce.domain.models import EmailJobState
 from commerce.domain.orders import OrderState
 from commerce.secrets import EnvSecrets
