@@ -15,7 +15,7 @@ API they call (tests/infra/test_platform_calls.py):
   `User-Agent: Google-Cloud-Scheduler`, `X-CloudScheduler*`, and `Content-Type:
   application/octet-stream` for a body unless the job sets one).
 - `queued_call(queue, task)`: a task as the application's code builds it
-  (commerce.delivery.tasks_queue.CloudTasksEmailQueue.build_task) combined with the
+  (commerce.adapters.tasks_queue.CloudTasksEmailQueue.build_task) combined with the
   queue's `http_target` overrides (method, `uri_override` with enforce mode ALWAYS),
   plus the headers Cloud Tasks sets (`User-Agent: Google-Cloud-Tasks`, `X-CloudTasks-*`).
 

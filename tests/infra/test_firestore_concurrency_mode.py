@@ -6,7 +6,7 @@ import hcl2
 from hcl2.utils import SerializationOptions
 from infra_helpers import REPO_ROOT, TERRAFORM_ROOT
 
-from commerce.repositories import transactions
+from commerce.repositories import firestore_wire
 
 
 def _databases() -> list[dict[str, object]]:
@@ -23,14 +23,14 @@ def test_terraform_creates_the_database_in_the_mode_the_runner_is_written_for() 
     databases = _databases()
     assert len(databases) == 1
     # Explicit, not left to the API default: a default can change under the runner.
-    assert databases[0]["concurrency_mode"] == transactions.FIRESTORE_CONCURRENCY_MODE
-    assert transactions.FIRESTORE_CONCURRENCY_MODE == "PESSIMISTIC"
+    assert databases[0]["concurrency_mode"] == firestore_wire.FIRESTORE_CONCURRENCY_MODE
+    assert firestore_wire.FIRESTORE_CONCURRENCY_MODE == "PESSIMISTIC"
 
 
 def test_the_docs_state_the_same_mode() -> None:
     for doc in ("docs/infrastructure.md", "docs/performance.md"):
         text = (REPO_ROOT / doc).read_text(encoding="utf-8")
-        assert f"concurrency_mode = {transactions.FIRESTORE_CONCURRENCY_MODE}" in text.replace(
+        assert f"concurrency_mode = {firestore_wire.FIRESTORE_CONCURRENCY_MODE}" in text.replace(
             '"', ""
         ).replace("`", ""), doc
         assert "OPTIMISTIC" not in text, doc

@@ -32,9 +32,9 @@ from functions_framework import create_app
 from infra_helpers import REPO_ROOT, TERRAFORM_ROOT, load_infra_module, replace_once
 from werkzeug.serving import make_server
 
-from commerce.bootstrap import Container, use_container
 from commerce.adapters.artifacts import ArtifactStore
 from commerce.adapters.tasks_queue import CloudTasksEmailQueue
+from commerce.bootstrap import Container, use_container
 from commerce.domain.models import EmailJobState
 from commerce.domain.orders import OrderState
 from commerce.secrets import EnvSecrets

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from functions_framework import create_app
 
+from commerce.adapters.artifacts import ArtifactStore
+from commerce.adapters.tasks_queue import CloudTasksEmailQueue
 from commerce.bootstrap import Container, use_container
 from commerce.clock import FixedClock
-from commerce.delivery.artifacts import ArtifactStore
 from commerce.delivery.mailers import OutgoingEmail
-from commerce.delivery.tasks_queue import CloudTasksEmailQueue
 from commerce.domain.models import EmailJobState
 from commerce.domain.orders import OrderState
 from commerce.secrets import EnvSecrets

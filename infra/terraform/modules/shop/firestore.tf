@@ -3,7 +3,7 @@ resource "google_firestore_database" "main" {
   name                              = "(default)"
   location_id                       = var.firestore_location
   type                              = "FIRESTORE_NATIVE"
-  concurrency_mode                  = "PESSIMISTIC" # what commerce.repositories.transactions assumes
+  concurrency_mode                  = "PESSIMISTIC" # what commerce.repositories.firestore_wire assumes
   app_engine_integration_mode       = "DISABLED"
   point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED" # 7 days of PITR
   delete_protection_state           = "DELETE_PROTECTION_ENABLED"
