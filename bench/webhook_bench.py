@@ -350,8 +350,8 @@ with no separate BeginTransaction call); then the Commit of eight full documents
 trips, like the baseline, with more to encode and to apply.
 
 What changed for the issue 3 target, in order. Session 1: (1) the four reads inside \
-the transaction, one round trip each, became one batched read (`get_together` in \
-`commerce.repositories.base`); refunds and disputes read order and license the same \
+the transaction, one round trip each, became one batched read (`get_together` then, \
+`UnitOfWork.read` since issue 12); refunds and disputes read order and license the same \
 way. (2) The ledger check before the transaction is made only for charge and dispute \
 events, where a duplicate would otherwise cost a Stripe lookup; for session events the \
 ledger read inside the transaction decides, as it always did. (3) One in-process turn \
@@ -359,8 +359,9 @@ per session instead of 64 striped locks, which made about one delivery in ten wa
 an unrelated session at concurrency 4. (4) The signature is checked with \
 `WebhookSignature.verify_header` and the body parsed once. (5) The benchmark warms \
 the emulator up and alternates fulfillment and baseline in 10 rounds. Session 2: (6) \
-every transaction of the package runs through `commerce.repositories.transactions.\
-run_transaction`, whose transaction is begun by its first batched read (the download \
+every transaction of the package runs through `run_transaction` (then in \
+`commerce.repositories.transactions`; since issue 12 in `firestore_wire`, under the \
+unit of work), whose transaction is begun by its first batched read (the download \
 redemption's fast path, made shared): one round trip fewer; its reads are decoded from \
 the raw protobuf messages and its writes of plain values encoded straight to protobuf \
 (byte-for-byte equality with the library's encoding is tested). (7) The baseline is now \
