@@ -59,13 +59,13 @@ $(NODE_STAMP): package.json package-lock.json
 
 # ------------------------------------------------------------------- local stack
 
-dev: venv ## start every emulator, the Stripe double, the functions and the storefront
-	@exec $(PY) -m emulators.stack dev
+dev: venv ## start every emulator, the Stripe double, the functions and the storefront (KEEP_DATA=dir keeps Firestore and Storage data)
+	@exec $(PY) -m emulators.stack dev $(if $(KEEP_DATA),--keep-data $(KEEP_DATA))
 
 stop: ## stop a stack started by `make dev` in another terminal
 	@$(PYTHON) -m emulators.stack stop
 
-status: ## show what the running stack consists of
+status: ## show each service of the running stack: process alive, port answering
 	@$(PYTHON) -m emulators.stack status
 
 seed: venv ## load sample customers and orders (every state) into the running stack

@@ -13,9 +13,10 @@ including the local secrets) and `mode` ("dev" or "test").
 
 To add a step: write it in your own module under emulators/ (import `StackInfo` from
 `emulators.stack` only under TYPE_CHECKING, or at run time: no cycle, since the stack
-imports this module lazily), import it here and append it to STEPS. Steps must be
-idempotent only within one run: every `make dev` starts from empty emulators. A step
-that raises stops the stack with its message.
+(emulators/stack/launch.py) imports this module lazily), import it here and append it
+to STEPS. Steps must be idempotent: `make dev` usually starts from empty emulators, but
+with `KEEP_DATA=dir` Firestore and Storage hold what the last run saved. A step that
+raises stops the stack with its message.
 """
 
 from __future__ import annotations
