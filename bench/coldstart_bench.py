@@ -142,6 +142,19 @@ class Case:
     clients: tuple[str, ...]  # what the baseline imports at module load
 
 
+# The functions measured (names from functions/main.py; tests/infra/test_function_list.py
+# checks them against it).
+CASES = (
+    Case("download", "GET", "/d/{token}?platform=linux-x86_64", None,
+         ("google.cloud.firestore", "google.cloud.storage")),
+    Case("send_email", "POST", "/", b'{"job_id": "email_cold_missing"}',
+         ("google.cloud.firestore",)),
+    Case("email_sweeper", "POST", "/", b"{}",
+         ("google.cloud.firestore", "google.cloud.tasks_v2")),
+)  # fmt: skip
+DEFAULT_FUNCTIONS = tuple(case.function for case in CASES)
+
+
 def bare_source(clients: tuple[str, ...]) -> str:
     imports = "\n".join(f"import {module}  # noqa: F401" for module in clients)
     return (
@@ -215,12 +228,15 @@ def _warm_up(container: Container, tokens: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument(
-        "--functions", default="download,send_email,email_sweeper", help="comma-separated"
-    )
+    parser.add_argument("--functions", default=",".join(DEFAULT_FUNCTIONS), help="comma-separated")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     selected = args.functions.split(",")
+    unknown = sorted(set(selected) - set(DEFAULT_FUNCTIONS))
+    if unknown:
+        parser.error(
+            f"no cold-start case for {', '.join(unknown)}; known: {', '.join(DEFAULT_FUNCTIONS)}"
+        )
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -271,16 +287,8 @@ def main() -> None:
             warm_up_emulator(container, tokens[args.runs + 1 :])
             container.db.close()
 
-            cases = [
-                Case("download", "GET", "/d/{token}?platform=linux-x86_64", None,
-                     ("google.cloud.firestore", "google.cloud.storage")),
-                Case("send_email", "POST", "/", b'{"job_id": "email_cold_missing"}',
-                     ("google.cloud.firestore",)),
-                Case("email_sweeper", "POST", "/", b"{}",
-                     ("google.cloud.firestore", "google.cloud.tasks_v2")),
-            ]  # fmt: skip
             rows = []
-            for case in (case for case in cases if case.function in selected):
+            for case in (case for case in CASES if case.function in selected):
                 bare = tmp / f"bare_{case.function}.py"
                 bare.write_text(bare_source(case.clients))
                 # Unmeasured: writes both sides' bytecode into the shared cache.

@@ -40,6 +40,7 @@ from commerce.domain.orders import OrderState
 from commerce.secrets import EnvSecrets
 from commerce.settings import Settings
 from emulators.local_secrets import new_service_account_key
+from emulators.stack import function_names
 from emulators.stripe_setup import client_for, ensure_catalog
 from tests.delivery.conftest import artifact_files
 from tests.support import emulators as emu
@@ -58,17 +59,7 @@ TASKS_INVOKER = f"tasks-email-invoker@{emu.TEST_PROJECT}.iam.gserviceaccount.com
 PLATFORM = "linux-x86_64"
 FINGERPRINT = "machine-01-" + "ab" * 16
 KEY_PATTERN = re.compile(r"\bGENX(?:-[A-Z0-9]{4,})+\b")
-FUNCTIONS = (
-    "checkout",
-    "stripe_webhook",
-    "reconcile",
-    "order_status",
-    "resend_links",
-    "download",
-    "send_email",
-    "email_sweeper",
-    "license_api",
-)
+FUNCTIONS = tuple(function_names())  # functions/main.py (tests/infra/test_function_list.py)
 
 
 def _secrets() -> dict[str, str]:

@@ -36,18 +36,42 @@ def test_dev_ports_are_distinct_and_stay_away_from_8080():
 
 
 def test_every_deployed_function_has_a_local_port():
-    expected = {
-        "checkout",
-        "stripe_webhook",
-        "download",
-        "send_email",
-        "order_status",
-        "resend_links",
-        "license_api",
-        "reconcile",
-        "email_sweeper",
-    }
-    assert expected <= set(stack.function_names())
+    # The list itself is functions/main.py's (tests/infra/test_function_list.py).
+    expected = set(stack.function_names())
+    assert expected
+    assert expected <= set(stack.configured_ports().functions)
+
+
+def test_functions_are_the_decorated_top_level_defs_of_main_in_order(tmp_path: Path):
+    (tmp_path / "functions").mkdir()
+    (tmp_path / "functions" / "main.py").write_text(
+        "import functions_framework\n\n"
+        "@functions_framework.http\ndef checkout(request): ...\n\n"
+        "def helper(request): ...\n\n"
+        "@other.http\ndef impostor(request): ...\n\n"
+        "@functions_framework.http()\nasync def reconcile(request): ...\n\n"
+        "class Holder:\n    @functions_framework.http\n    def inner(self, request): ...\n"
+    )
+
+    assert stack.function_names(tmp_path) == ["checkout", "reconcile"]
+    assert stack.function_names(tmp_path / "elsewhere") == []
+
+
+def test_each_local_function_gets_only_the_secrets_terraform_grants_it(tmp_path: Path):
+    env = stack.merged_environment(stack.configured_ports(), tmp_path, dotenv=None, base={})
+    assert {"STRIPE_SECRET_KEY", "LICENSE_KEY_PEPPER", "SIGNING_PRIVATE_KEY"} <= set(env)
+
+    checkout = stack.function_environment("checkout", env)
+    license_api = stack.function_environment("license_api", env)
+    download = stack.function_environment("download", env)
+    unknown = stack.function_environment("not_a_function", env)
+
+    assert set(checkout) & stack.SECRET_NAMES == {"STRIPE_SECRET_KEY"}
+    assert set(license_api) & stack.SECRET_NAMES == {"SIGNING_PRIVATE_KEY", "LICENSE_KEY_PEPPER"}
+    assert set(download) & stack.SECRET_NAMES == set()
+    assert set(unknown) & stack.SECRET_NAMES == set()  # fails closed
+    assert download["FIRESTORE_EMULATOR_HOST"] == env["FIRESTORE_EMULATOR_HOST"]
+    assert set(download) == set(env) - stack.SECRET_NAMES
 
 
 def test_only_top_level_defs_of_main_count_as_functions(tmp_path: Path):
