@@ -228,12 +228,11 @@ def run_dev(
             print(f"error: {exc}", file=sys.stderr)
             code = 1
         finally:
-            saved = stack.save_data()
-            if saved:
-                print(saved, flush=True)
             count = len(stack.services)
             print(f"\nstopping {count} processes ...", flush=True)
-            stack.stop()
+            saved = stack.stop()
+            if saved:
+                print(saved, flush=True)
             state_path.unlink(missing_ok=True)
             print("stopped.", flush=True)
         return code

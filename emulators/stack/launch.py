@@ -138,6 +138,8 @@ class LocalStack:
         project = self.env["GCP_PROJECT"]
 
         kept = self.keep_data
+        if kept is not None:
+            kept.prepare_storage()
         first = [
             firestore_spec(
                 ports.firestore, root, import_data=kept.firestore_import() if kept else None
@@ -204,23 +206,34 @@ class LocalStack:
     def dead_services(self) -> list[RunningService]:
         return [service for service in self.services if service.process.poll() is not None]
 
-    def save_data(self) -> str | None:
-        """With `keep_data`, export Firestore while it still runs (before `stop()`).
-        Returns a line saying what happened, or None when nothing is kept."""
-        if self.keep_data is None:
+    def stop(self) -> str | None:
+        """Stop every service by its process group (all signalled at once, then reaped).
+
+        With `keep_data`, Firestore is exported first and, if that worked, the storage
+        emulator's files are saved once it has stopped. Returns a line saying what was
+        saved (None when nothing is kept)."""
+        saved = self._export_firestore() if self.keep_data is not None else None
+        services, self.services = self.services, []
+        stop_services(services)
+        self._changed()
+        if self.keep_data is None or saved is None:
+            return None
+        if isinstance(saved, str):
+            return saved
+        self.keep_data.save_storage()
+        return f"Firestore data of {self.env.get('GCP_PROJECT', '')} saved in {saved}"
+
+    def _export_firestore(self) -> Path | str | None:
+        """The export's folder; a line saying why nothing was saved; None if nothing ran."""
+        assert self.keep_data is not None
+        if not self.services:
             return None
         firestore = next((s for s in self.services if s.name == "firestore"), None)
         if firestore is None or firestore.process.poll() is not None:
             return "firestore is not running: its data was NOT saved (the last save is kept)"
-        project = self.env.get("GCP_PROJECT", "")
         try:
-            saved = self.keep_data.export_firestore(self.ports.firestore, project)
+            return self.keep_data.export_firestore(
+                self.ports.firestore, self.env.get("GCP_PROJECT", "")
+            )
         except OSError as exc:
             return f"saving Firestore data failed: {exc} (the last save is kept)"
-        return f"Firestore data of {project} saved in {saved}"
-
-    def stop(self) -> None:
-        """Stop every service by its process group (all signalled at once, then reaped)."""
-        services, self.services = self.services, []
-        stop_services(services)
-        self._changed()

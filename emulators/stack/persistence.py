@@ -9,7 +9,10 @@ imports the newest complete export. Each save is a new folder; older ones are re
 only after the new one is complete, so a failed save keeps the previous one.
 
 Storage: the storage emulator keeps its objects on disk (STORAGE_BASE) instead of in
-memory, so release files stay next to the Firestore documents that describe them.
+memory, so release files stay next to the Firestore documents that describe them. It
+runs on a working copy of the saved folder, which replaces the saved one only after the
+Firestore export succeeded: the two saves always belong to the same moment (a release's
+document and its files), also after a crash.
 
 Not kept: the Stripe double, the Cloud Tasks queue and maildev start empty. Data is
 saved when the stack stops normally (Ctrl-C, `make stop`), not when the launcher is
@@ -41,7 +44,31 @@ class KeptData:
 
     @property
     def storage_dir(self) -> Path:
+        """Where the running storage emulator keeps its files (a working copy)."""
+        return self.directory / "storage-running"
+
+    @property
+    def saved_storage_dir(self) -> Path:
         return self.directory / "storage"
+
+    def prepare_storage(self) -> None:
+        """Start the working copy from the last save (or empty)."""
+        shutil.rmtree(self.storage_dir, ignore_errors=True)
+        if self.saved_storage_dir.is_dir():
+            shutil.copytree(self.saved_storage_dir, self.storage_dir, symlinks=True)
+        else:
+            self.storage_dir.mkdir(parents=True)
+
+    def save_storage(self) -> None:
+        """Make the (stopped) emulator's working copy the saved one."""
+        if not self.storage_dir.is_dir():
+            return
+        previous = self.directory / "storage-previous"
+        shutil.rmtree(previous, ignore_errors=True)
+        if self.saved_storage_dir.exists():
+            self.saved_storage_dir.rename(previous)
+        self.storage_dir.rename(self.saved_storage_dir)
+        shutil.rmtree(previous, ignore_errors=True)
 
     def exports(self) -> list[Path]:
         """Complete Firestore exports (their metadata files), oldest first."""
