@@ -230,9 +230,9 @@ def run_dev(
         finally:
             count = len(stack.services)
             print(f"\nstopping {count} processes ...", flush=True)
-            saved = stack.stop()
-            if saved:
-                print(saved, flush=True)
+            stack.stop()
+            if stack.last_save:
+                print(stack.last_save, flush=True)
             state_path.unlink(missing_ok=True)
             print("stopped.", flush=True)
         return code

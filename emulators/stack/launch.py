@@ -98,6 +98,7 @@ class LocalStack:
         self._on_change = on_change
         self._stop_requested = stop_requested or threading.Event()
         self.keep_data = keep_data
+        self.last_save: str | None = None  # what the last stop() saved, in words
 
     @property
     def urls(self) -> dict[str, str]:
@@ -218,10 +219,11 @@ class LocalStack:
         self._changed()
         if self.keep_data is None or saved is None:
             return None
-        if isinstance(saved, str):
-            return saved
-        self.keep_data.save_storage()
-        return f"Firestore data of {self.env.get('GCP_PROJECT', '')} saved in {saved}"
+        if isinstance(saved, Path):
+            self.keep_data.save_storage()
+            saved = f"Firestore data of {self.env.get('GCP_PROJECT', '')} saved in {saved}"
+        self.last_save = saved  # also when a failed start stopped the stack
+        return saved
 
     def _export_firestore(self) -> Path | str | None:
         """The export's folder; a line saying why nothing was saved; None if nothing ran."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from commerce.secrets import EnvSecrets, SecretName
 from commerce.settings import Environment, Settings
 from commerce.signing import Signer, verify
 from emulators import local_secrets, stack
+from emulators.stack import state
 from tests.support import factories
 
 
@@ -203,3 +205,17 @@ def test_a_second_launcher_is_refused_while_the_first_holds_the_lock(tmp_path: P
         assert (first, second) == (True, False)
     with stack.launcher_lock(tmp_path) as after_release:
         assert after_release
+
+
+def test_status_shows_a_running_process_that_does_not_answer_as_down() -> None:
+    closed = stack.free_port()
+    record = {
+        "pid": os.getpid(),
+        "start_ticks": stack.process_start_ticks(os.getpid()),
+        "ports": [closed],
+    }
+
+    up, words = state.service_health(record)
+
+    assert not up
+    assert words == f"DOWN (process runs, not answering on port {closed})"
