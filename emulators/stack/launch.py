@@ -160,6 +160,9 @@ class LocalStack:
             ),
             maildev_spec(ports.maildev_smtp, ports.maildev_web, root),
         ]
+        if kept is not None:
+            for spec in first[:2]:  # firestore, storage
+                spec.note = "data kept"
         if stripe_double_available(root):
             webhook = self.env.get("STRIPE_WEBHOOK_URL", "")
             first.append(stripe_double_spec(ports.stripe_double, self.env, webhook, root))

@@ -113,7 +113,6 @@ def firestore_spec(
         probe=http_probe(url + "/", body="Ok"),
         cwd=root,
         ports=(port,),
-        note="data kept" if import_data is not None else "",
     )
 
 
@@ -137,7 +136,6 @@ def storage_spec(
         env=env,
         cwd=root,
         ports=(port,),
-        note="data kept" if data_dir is not None else "",
     )
 
 
