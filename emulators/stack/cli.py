@@ -124,12 +124,12 @@ def _print_table(stack: LocalStack) -> None:
     print(f"  logs: {stack.log_dir}/<service>.log   environment: {stack.local_dir / 'stack.env'}")
 
 
-def report_death(service: RunningService) -> str:
+def report_death(service: RunningService, again: str = "`make dev`") -> str:
     """What the launcher prints when `service` has exited."""
     return (
         f"warning: {service.name} (pid {service.pid}) {exit_words(service.process.returncode)}; "
         "the other services keep running "
-        f"(Ctrl-C, then `make dev`, restarts all). Last lines of {service.log_path}:\n"
+        f"(Ctrl-C, then {again}, restarts all). Last lines of {service.log_path}:\n"
         f"{file_tail(service.log_path, LOG_LINES)}"
     )
 
@@ -308,7 +308,8 @@ def run_test_services(root: Path = REPO_ROOT) -> int:
             for service in services:
                 if service.process.poll() is not None and service.pid not in reported:
                     reported.add(service.pid)
-                    print(report_death(service), file=sys.stderr, flush=True)
+                    again = "`python -m emulators.stack test-services`"
+                    print(report_death(service, again), file=sys.stderr, flush=True)
     except StackInterrupted:
         pass
     except StackError as exc:
