@@ -1,7 +1,7 @@
 """HTTP plumbing shared by the thin entry points in functions/main.py.
 
 `endpoint(...)` wraps a Flask view: method check, body-size limit, CORS for the
-storefront's origins, trace id for logs, and the one error renderer. Expected
+storefront's origins, the request's trace for logs, and the one error renderer. Expected
 failures (CommerceError) become `{"error": code, "detail": text}` with their status;
 anything else is logged (redacted) and answered with a plain 500 body, never a
 traceback.
@@ -26,7 +26,7 @@ from commerce.errors import (
     UnsupportedMediaType,
     render,
 )
-from commerce.logs import get_logger, set_trace_from_header
+from commerce.logs import get_logger, set_trace_from_headers
 
 M = TypeVar("M", bound=BaseModel)
 View = Callable[[flask.Request], flask.Response]
@@ -73,7 +73,7 @@ def endpoint(
     def decorate(view: View) -> View:
         @functools.wraps(view)
         def wrapper(request: flask.Request) -> flask.Response:
-            set_trace_from_header(request.headers.get("X-Cloud-Trace-Context"))
+            set_trace_from_headers(request.headers)
             origin = request.headers.get("Origin")
             allowed_origins: Collection[str] = ()
             try:

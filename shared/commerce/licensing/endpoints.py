@@ -54,7 +54,7 @@ from commerce.licensing.verifier import (
     key_sha256,
     text_sha256,
 )
-from commerce.logs import get_logger
+from commerce.logs import get_logger, set_trace_from_headers
 from commerce.signing import unb64url
 
 if TYPE_CHECKING:
@@ -140,6 +140,7 @@ class _Call:
 def handle(request: flask.Request, container: Container) -> flask.Response:
     """Route, parse, call the service, sign. Never a traceback, never an unsigned answer
     while the signing key is there; the nonce is echoed only once it is known good."""
+    set_trace_from_headers(request.headers)
     call = _Call()
     try:
         if request.method != "POST":
