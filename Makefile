@@ -38,10 +38,15 @@ python-version:
 	  || { echo "Python 3.11 or newer is needed as '$(PYTHON)' (set PYTHON=...)" >&2; exit 1; }
 .PHONY: python-version
 
-$(PY_STAMP): requirements.txt requirements-dev.txt pyproject.toml | python-version
+# The functions' packages come from the hashed lock (the very bytes the bundle deploys);
+# the dev tools are then installed with the lock's versions as constraints, so nothing
+# they pull in can move a runtime package.
+$(PY_STAMP): requirements.txt requirements-lock.txt requirements-dev.txt pyproject.toml | python-version
 	@echo "==> installing Python dependencies into $(VENV)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install $(PIP_FLAGS) -r requirements-dev.txt
+	$(PY) -m pip install $(PIP_FLAGS) --require-hashes -r requirements-lock.txt
+	$(PY) infra/lock.py --constraints > $(VENV)/lock-constraints.txt
+	$(PY) -m pip install $(PIP_FLAGS) -r requirements-dev.txt -c $(VENV)/lock-constraints.txt
 	$(PY) -m pip install $(PIP_FLAGS) --no-deps -e .
 	@touch $@
 
@@ -127,10 +132,17 @@ stripe-setup: $(PY_STAMP) ## create/update the Stripe product + one-time price (
 	@$(PY) -m emulators.stripe_setup
 
 # Infrastructure: deploy bundle and offline Terraform checks (docs/infrastructure.md).
-.PHONY: bundle tf-check checkov smoke
+.PHONY: bundle lock tf-check checkov smoke
 
-bundle: $(PY_STAMP) ## build build/functions-source.zip (reproducible; Terraform deploys it)
-	$(PY) infra/bundle.py
+bundle: $(PY_STAMP) ## build build/functions-source.zip (reproducible, from the hashed lock; Terraform deploys it)
+	$(PY) -m infra.bundle
+
+# Not on $(PY_STAMP): right after an edit of requirements.txt the old lock and the new
+# pins disagree, so a full `make venv` would fail; uv alone is enough to re-lock.
+lock: | python-version ## re-lock requirements.txt into requirements-lock.txt (hashes; needs PyPI; LOCK_ARGS="--upgrade-package P")
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(VENV)/bin/uv || $(PY) -m pip install $(PIP_FLAGS) "$$(grep '^uv==' requirements-dev.txt)"
+	$(PY) -m infra.lock $(LOCK_ARGS)
 
 tf-check: $(PY_STAMP) ## offline Terraform checks: fmt, provider schema (cached download on first run), invariants, bundle tests, then checkov
 	$(VENV)/bin/pytest -W error -q tests/infra

@@ -3,15 +3,20 @@
 The zip holds exactly what the functions need at runtime:
 
     main.py            <- functions/main.py (the thin entry points)
-    commerce/...       <- shared/commerce (the package, without caches)
-    requirements.txt   <- requirements.txt (pinned runtime dependencies)
+    commerce/...       <- shared/commerce (the package, without caches and without the
+                          operator CLI modules, whose typer/rich are not deployed)
+    requirements.txt   <- requirements-lock.txt (every package pinned with its hashes, so
+                          Cloud Build's pip installs in hash-checking mode; infra/lock.py)
+
+The lock must be current for requirements.txt (infra/lock.py --check), or nothing is
+built.
 
 Entries are sorted and every entry gets the same timestamp and permissions, so two
 builds from the same tree are byte-identical (same SHA-256). Terraform names the
 uploaded object after that hash: an unchanged tree never redeploys, a changed one
 always does.
 
-Usage (from the repository root):  python infra/bundle.py [--output build/functions-source.zip]
+Usage (from the repository root):  python -m infra.bundle [--output build/functions-source.zip]
 """
 
 from __future__ import annotations
@@ -19,10 +24,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+
+try:  # python -m infra.bundle, and the tests (the repository root is on sys.path)
+    from infra.lock import LOCK, lock_problems
+except ModuleNotFoundError:  # python infra/bundle.py (infra/ is on sys.path)
+    from lock import LOCK, lock_problems  # type: ignore[no-redef]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO_ROOT / "build" / "functions-source.zip"
@@ -47,6 +58,9 @@ FILE_MODE = 0o100644  # regular file, rw-r--r--
 UNIX_SYSTEM = 3
 EXCLUDED_DIRS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
+# The operator CLI (`commerce ...`, typer and rich) runs on operators' machines, never in
+# a function: its modules stay out of the bundle, and typer/rich out of the lock.
+CLI_MODULES = re.compile(r"(^|/)(cli|[a-z_]+_cli)\.py$|(^|/)cli/")
 
 
 class BundleError(Exception):
@@ -57,16 +71,19 @@ def bundle_entries(repo_root: Path) -> list[tuple[str, Path]]:
     """(name in the zip, file on disk) for every file of the bundle, sorted by name."""
     main = repo_root / "functions" / "main.py"
     package = repo_root / "shared" / "commerce"
-    requirements = repo_root / "requirements.txt"
-    for required in (main, package / "__init__.py", requirements):
+    lock = repo_root / LOCK
+    for required in (main, package / "__init__.py", repo_root / "requirements.txt", lock):
         if not required.is_file():
             raise BundleError(f"cannot build the bundle: {required} does not exist")
+    problems = lock_problems(repo_root)
+    if problems:
+        raise BundleError("cannot build the bundle: " + "; ".join(problems))
 
-    entries = [("main.py", main), ("requirements.txt", requirements)]
-    entries.extend(
-        (f"commerce/{path.relative_to(package).as_posix()}", path)
-        for path in _package_files(package)
-    )
+    entries = [("main.py", main), ("requirements.txt", lock)]
+    for path in _package_files(package):
+        name = path.relative_to(package).as_posix()
+        if not CLI_MODULES.search(name):
+            entries.append((f"commerce/{name}", path))
     return sorted(entries)
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from infra_helpers import REPO_ROOT, load_infra_module
 
+from infra import lock
+
 bundle = load_infra_module("bundle")
 
 MAIN_PY = REPO_ROOT / "functions" / "main.py"
@@ -35,8 +37,25 @@ def _fake_repo(root: Path) -> Path:
     (package / "py.typed").write_text("")
     (package / "__pycache__").mkdir()
     (package / "__pycache__" / "orders.cpython-311.pyc").write_bytes(b"\x00cache")
-    (root / "requirements.txt").write_text("functions-framework==3.10.2\n")
+    # Operator CLI modules: never part of the bundle.
+    (package / "cli.py").write_text("import typer\n")
+    (package / "domain" / "cli.py").write_text("import typer\n")
+    (package / "rotation_cli.py").write_text("import typer\n")
+    _write_lock(root, "functions-framework==3.10.2\n")
     return root
+
+
+def _write_lock(root: Path, requirements: str) -> None:
+    """requirements.txt, a matching (tiny) lock and the runtime Terraform deploys."""
+    (root / "requirements.txt").write_text(requirements)
+    pins = "".join(f"{line} \\\n    --hash=sha256:{'0' * 64}\n" for line in requirements.split())
+    (root / "requirements-lock.txt").write_text(
+        f"#   uv pip compile requirements.txt --python-version 3.11\n"
+        f"{lock.DIGEST_PREFIX}{lock.input_digest(requirements)}\n{pins}"
+    )
+    variables = root / lock.RUNTIME_VARIABLES
+    variables.parent.mkdir(parents=True, exist_ok=True)
+    variables.write_text('variable "runtime" {\n  default = "python311"\n}\n')
 
 
 def test_two_builds_of_the_same_tree_are_byte_identical(tmp_path: Path) -> None:
@@ -59,13 +78,14 @@ def test_a_changed_source_file_changes_the_hash(tmp_path: Path) -> None:
     assert bundle.build_bundle(repo, tmp_path / "b.zip") != before
 
 
-def test_the_bundle_holds_main_the_package_and_requirements_only(tmp_path: Path) -> None:
+def test_the_bundle_holds_main_the_package_and_the_lock_only(tmp_path: Path) -> None:
     repo = _fake_repo(tmp_path / "repo")
     bundle.build_bundle(repo, tmp_path / "bundle.zip")
 
     with zipfile.ZipFile(tmp_path / "bundle.zip") as archive:
         names = archive.namelist()
         infos = archive.infolist()
+        shipped = archive.read("requirements.txt")
 
     assert names == sorted(names)
     assert names == [
@@ -77,6 +97,25 @@ def test_the_bundle_holds_main_the_package_and_requirements_only(tmp_path: Path)
         "requirements.txt",
     ]
     assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
+    # Cloud Build's pip reads requirements.txt: it is the hashed lock.
+    assert shipped == (repo / "requirements-lock.txt").read_bytes()
+
+
+def test_a_lock_older_than_requirements_txt_builds_nothing(tmp_path: Path) -> None:
+    repo = _fake_repo(tmp_path / "repo")
+    (repo / "requirements.txt").write_text("functions-framework==3.10.3\n")
+
+    with pytest.raises(bundle.BundleError, match=r"run `make lock`"):
+        bundle.build_bundle(repo, tmp_path / "bundle.zip")
+    assert not (tmp_path / "bundle.zip").exists()
+
+
+def test_a_missing_lock_is_reported_not_zipped(tmp_path: Path) -> None:
+    repo = _fake_repo(tmp_path / "repo")
+    (repo / "requirements-lock.txt").unlink()
+
+    with pytest.raises(bundle.BundleError, match=r"requirements-lock\.txt does not exist"):
+        bundle.build_bundle(repo, tmp_path / "bundle.zip")
 
 
 def test_a_missing_main_py_is_reported_not_zipped(tmp_path: Path) -> None:
@@ -149,7 +188,9 @@ def _repo_with_stub_main(root: Path, entry_points: tuple[str, ...]) -> Path:
         root / "shared" / "commerce",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
-    shutil.copy(REPO_ROOT / "requirements.txt", root / "requirements.txt")
+    for relative in ("requirements.txt", "requirements-lock.txt", str(lock.RUNTIME_VARIABLES)):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO_ROOT / relative, root / relative)
     (root / "functions").mkdir()
     (root / "functions" / "main.py").write_text(
         "import commerce\n\n"
