@@ -148,8 +148,8 @@ tf-check: $(PY_STAMP) ## offline Terraform checks: fmt, provider schema (cached 
 	$(VENV)/bin/pytest -W error -q tests/infra
 	infra/checkov.sh
 
-smoke: $(PY_STAMP) ## smoke-test a shop: BASE_URL=https://shop... (or the running `make dev` stack without it)
-	$(PY) infra/smoke.py $(if $(BASE_URL),--base-url $(BASE_URL),--local) $(SMOKE_ARGS)
+smoke: $(PY_STAMP) ## smoke-test a shop: BASE_URL=https://shop... LICENSE_PUBLIC_KEY=... (or the running `make dev` stack without them)
+	$(PY) -m infra.smoke $(if $(BASE_URL),--base-url $(BASE_URL),--local) $(SMOKE_ARGS)
 
 checkov: ## checkov on infra/terraform (installs into .venv-checkov on first run, ~60 s)
 	infra/checkov.sh
