@@ -10,8 +10,8 @@ Reporting parses and groups; an ERROR without exception is marked as a
 `ReportedErrorEvent` with its report location, so it is grouped too.
 
 A redaction pass removes anything shaped like a license key, download token, Stripe
-secret or bearer credential from the message, the traceback and every field, whoever
-logged it.
+secret, bearer credential or e-mail address from the message, the traceback and every
+field, whoever logged it.
 """
 
 from __future__ import annotations
@@ -91,6 +91,26 @@ def redact(value: Any, field: str | None = None) -> Any:
     return value
 
 
+# Log lines also lose e-mail addresses (a provider's bounce text or an exception may
+# quote one); Firestore and audit entries keep their own rules (masked addresses).
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+
+def redact_log_text(text: str) -> str:
+    return _EMAIL.sub(REDACTED, redact_text(text))
+
+
+def _redact_log_value(value: Any, field: str | None = None) -> Any:
+    cleaned = redact(value, field)
+    if isinstance(cleaned, str):
+        return _EMAIL.sub(REDACTED, cleaned)
+    if isinstance(cleaned, dict):
+        return {k: _redact_log_value(v) for k, v in cleaned.items()}
+    if isinstance(cleaned, list):
+        return [_redact_log_value(v) for v in cleaned]
+    return cleaned
+
+
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _SEVERITY = {
     "WARNING": "WARNING",
@@ -107,7 +127,7 @@ class JsonFormatter(logging.Formatter):
         self.project = project
 
     def format(self, record: logging.LogRecord) -> str:
-        message = redact_text(record.getMessage())
+        message = redact_log_text(record.getMessage())
         entry: dict[str, Any] = {
             "severity": _SEVERITY.get(record.levelname, "DEFAULT"),
             "message": message,
@@ -121,11 +141,11 @@ class JsonFormatter(logging.Formatter):
         }
         for name, value in vars(record).items():
             if name not in _STANDARD_ATTRS and not name.startswith("_"):
-                entry[name] = redact(value, name)
+                entry[name] = _redact_log_value(value, name)
         if record.exc_info and record.exc_info[0] is not None:
             # The traceback in Python's own format, which Error Reporting parses; it can
             # quote request data (an exception's text), so it is redacted like the rest.
-            stack = redact_text("".join(traceback.format_exception(*record.exc_info)))
+            stack = redact_log_text("".join(traceback.format_exception(*record.exc_info)))
             entry["stack_trace"] = stack.rstrip("\n")
             entry["message"] = f"{message}\n{entry['stack_trace']}"
         elif record.levelno >= logging.ERROR:

@@ -29,6 +29,7 @@ from commerce.logs import (
     TraceContext,
     parse_cloud_trace_context,
     parse_traceparent,
+    redact,
     trace_from_headers,
 )
 from commerce.secrets import EnvSecrets
@@ -50,6 +51,7 @@ _ALPHABET = string.ascii_uppercase + string.digits
 LEAKED_TOKEN = secrets.token_urlsafe(32)  # a download token: 43 base64url characters
 LEAKED_KEY = "GENX-" + "-".join("".join(random.choices(_ALPHABET, k=4)) for _ in range(3))
 LEAKED_STRIPE = "sk_test_" + secrets.token_hex(12)
+LEAKED_EMAIL = f"ada.{secrets.token_hex(3)}+shop@mail.example.com"
 
 
 class Exploding:
@@ -59,6 +61,7 @@ class Exploding:
         def fail(*args: Any, **kwargs: Any) -> Any:
             raise RuntimeError(
                 f"backend refused /d/{LEAKED_TOKEN} for {LEAKED_KEY} with {LEAKED_STRIPE}"
+                f" of {LEAKED_EMAIL}"
             )
 
         return fail
@@ -148,8 +151,11 @@ def test_secrets_quoted_by_an_exception_are_redacted_inside_the_traceback(
     _order_status_error(log_lines)
 
     everything = log_lines.getvalue()
-    assert "RuntimeError: backend refused [redacted] for [redacted] with [redacted]" in everything
-    for secret in (LEAKED_TOKEN, LEAKED_KEY, LEAKED_STRIPE):
+    assert (
+        "RuntimeError: backend refused [redacted] for [redacted] with [redacted] of [redacted]"
+        in everything
+    )
+    for secret in (LEAKED_TOKEN, LEAKED_KEY, LEAKED_STRIPE, LEAKED_EMAIL):
         assert secret not in everything
 
 
@@ -235,6 +241,19 @@ def test_the_license_api_logs_its_failures_with_traceback_and_trace(
 
 def _record(level: int, msg: str, exc_info: Any = None) -> logging.LogRecord:
     return logging.LogRecord("t", level, "/src/commerce/x.py", 42, msg, (), exc_info, "run")
+
+
+def test_e_mail_addresses_leave_log_lines_but_redact_keeps_them() -> None:
+    record = _record(logging.WARNING, f"bounce from {LEAKED_EMAIL}")
+    record.reason = f"550 <{LEAKED_EMAIL}>: no such user"
+    record.context_list = [f"to {LEAKED_EMAIL}"]
+    entry = json.loads(JsonFormatter(PROJECT).format(record))
+
+    assert entry["message"] == "bounce from [redacted]"
+    assert entry["reason"] == "550 <[redacted]>: no such user"
+    assert entry["context_list"] == ["to [redacted]"]
+    # Audit entries and stored errors go through redact(), which leaves addresses alone.
+    assert redact({"to": LEAKED_EMAIL}) == {"to": LEAKED_EMAIL}
 
 
 def test_an_error_without_exception_is_reported_with_its_location() -> None:
