@@ -60,7 +60,7 @@ EXCLUDED_DIRS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 # The operator CLI (`commerce ...`, typer and rich) runs on operators' machines, never in
 # a function: its modules stay out of the bundle, and typer/rich out of the lock.
-CLI_MODULES = re.compile(r"(^|/)(cli|[a-z_]+_cli)\.py$|(^|/)cli/")
+CLI_MODULES = re.compile(r"(^|/)(cli|[a-z_]+_cli|cli_[a-z_]+)\.py$|(^|/)cli/")
 
 
 class BundleError(Exception):

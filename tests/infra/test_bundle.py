@@ -41,6 +41,7 @@ def _fake_repo(root: Path) -> Path:
     (package / "cli.py").write_text("import typer\n")
     (package / "domain" / "cli.py").write_text("import typer\n")
     (package / "rotation_cli.py").write_text("import typer\n")
+    (package / "cli_support.py").write_text("import typer\n")
     _write_lock(root, "functions-framework==3.10.2\n")
     return root
 
