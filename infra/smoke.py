@@ -3,9 +3,9 @@
 Checks, with plain HTTP: the storefront pages answer, checkout creates a (test-mode)
 session, the webhook refuses an unsigned request, a bogus download token gets 404,
 order status answers, the license API answers a well-formed key nobody bought with a
-signed NOT_FOUND that verifies with the shop's public key and echoes our nonce, and
-the re-send form gives an unknown address the neutral 202. Exits non-zero when any
-check fails.
+signed NOT_FOUND that verifies with the shop's public key and is bound to our call
+(nonce, operation, key), and the re-send form gives an unknown address the neutral 202.
+Exits non-zero when any check fails.
 
 Only the standard library, except the license check: it makes the key and verifies the
 answer with the shop's own code (`commerce.domain.license_keys` and the reference
@@ -194,18 +194,23 @@ def _check_license_api(ep: Endpoints, public_key: str | None, key_prefix: str = 
             "or set LICENSE_PUBLIC_KEY (the key printed at first deploy)"
         )
     from commerce.domain.license_keys import generate_key
-    from commerce.licensing.verifier import ResponseCheck, check_response, trusted_keys
+    from commerce.licensing.verifier import (
+        LicenseCall,
+        ResponseCheck,
+        check_response,
+        trusted_keys,
+    )
 
     try:
         keys = trusted_keys(public_key)
     except ValueError as error:
         raise AssertionError(f"the public key is not a base64url Ed25519 key: {error}") from None
     bogus = generate_key(key_prefix)  # random, with a valid check character
-    nonce = "smoke-" + secrets.token_hex(8)
+    call = LicenseCall("validate", secrets.token_urlsafe(24), key=bogus)
     answer = request(
         f"{ep.license_api}/validate",
         method="POST",
-        body=json.dumps({"key": bogus, "nonce": nonce}).encode(),
+        body=json.dumps({"key": bogus, "nonce": call.nonce}).encode(),
         headers={"Content-Type": "application/json"},
     )
     outcome = check_response(
@@ -213,7 +218,7 @@ def _check_license_api(ep: Endpoints, public_key: str | None, key_prefix: str = 
         answer.headers.get("x-genx-signature"),
         answer.headers.get("x-genx-key-id"),
         keys,
-        expected_nonce=nonce,
+        request=call,
     )
     if outcome is not ResponseCheck.OK:
         raise AssertionError(f"answered {answer.status}, signature check: {outcome.value}")
@@ -223,7 +228,7 @@ def _check_license_api(ep: Endpoints, public_key: str | None, key_prefix: str = 
             f"answered {answer.status} {status!r} to a key nobody bought, expected NOT_FOUND"
         )
     key_id = answer.headers.get("x-genx-key-id")
-    return f"bogus key answered {status}, signed by key {key_id}, nonce echoed"
+    return f"bogus key answered {status}, signed by key {key_id}, bound to our nonce and key"
 
 
 def _check_resend_is_neutral(ep: Endpoints) -> str:

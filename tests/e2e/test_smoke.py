@@ -34,7 +34,7 @@ def test_smoke_passes_against_the_running_local_stack(e2e_stack):
     assert len(results) == CHECKS
     details = {r.name: r.detail for r in results}
     assert "NOT_FOUND" in details["license API signs"]
-    assert "nonce echoed" in details["license API signs"]
+    assert "bound to our nonce and key" in details["license API signs"]
     assert "202" in details["resend is neutral"]
 
 

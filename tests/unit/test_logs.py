@@ -223,7 +223,7 @@ def test_the_license_api_logs_its_failures_with_traceback_and_trace(
     client = functions_framework.create_app(target="license_api", source=SOURCE).test_client()
     response = client.post(
         "/validate",
-        data=json.dumps({"key": "GENX-AAAA-BBBB-CCCC"}),
+        data=json.dumps({"key": "GENX-AAAA-BBBB-CCCC", "nonce": secrets.token_urlsafe(16)}),
         headers={
             "Content-Type": "application/json",
             "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01",
