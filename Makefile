@@ -81,8 +81,8 @@ seed: venv ## load sample customers and orders (every state) into the running st
 test: venv lint typecheck pytest checkov ## everything CI checks: format, lint, types, tests, checkov
 
 test-fast: $(PY_STAMP) ## the Java-free tests only (unit + services on the in-memory store), seconds
-	@echo "==> fast tests: pytest -W error -m 'not emulators and not e2e'"
-	$(VENV)/bin/pytest -W error -q -m "not emulators and not e2e" $(PYTEST_ARGS)
+	@echo "==> fast tests: pytest -W error -m 'not emulators and not e2e and not slow'"
+	$(VENV)/bin/pytest -W error -q -m "not emulators and not e2e and not slow" $(PYTEST_ARGS)
 
 lint: $(PY_STAMP) ## ruff format --check and ruff check
 	@echo "==> lint: ruff format --check . && ruff check ."
