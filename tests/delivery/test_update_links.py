@@ -74,10 +74,26 @@ def call(instance: Container, target: str, method: str, path: str, **kwargs: Any
         use_container(None)
 
 
+FINGERPRINT = "machine-01-" + "ab" * 16
+
+
+def activate(instance: Container, key: str) -> None:
+    """Update links are only for activated machines."""
+    answer = call(
+        instance,
+        "license_api",
+        "POST",
+        "/activate",
+        json={"key": key, "fingerprint": FINGERPRINT, "nonce": "update-links-activate-01"},
+    )
+    assert answer.get_json()["status"] == "VALID", answer.get_data(as_text=True)
+
+
 def test_an_update_link_made_without_derivation_secrets_is_redeemed_by_download(
     license_instance: Container, download_instance: Container, release: Release, bought: Bought
 ) -> None:
     key = bought.purchase.key
+    activate(license_instance, key)
     answer = call(
         license_instance,
         "license_api",
@@ -85,6 +101,7 @@ def test_an_update_link_made_without_derivation_secrets_is_redeemed_by_download(
         "/updates",
         json={
             "key": key,
+            "fingerprint": FINGERPRINT,
             "current_version": "0.9.0",
             "platform": PLATFORM,
             "nonce": "update-links-nonce-0001",
@@ -116,6 +133,7 @@ def test_an_update_link_made_without_derivation_secrets_is_redeemed_by_download(
 def test_the_token_is_random_not_derived_and_cannot_be_re_derived(
     container: Container, license_instance: Container, release: Release, bought: Bought
 ) -> None:
+    activate(license_instance, bought.purchase.key)
     urls = [
         call(
             license_instance,
@@ -124,6 +142,7 @@ def test_the_token_is_random_not_derived_and_cannot_be_re_derived(
             "/updates",
             json={
                 "key": bought.purchase.key,
+                "fingerprint": FINGERPRINT,
                 "current_version": "0.9.0",
                 "platform": PLATFORM,
                 "nonce": "update-links-nonce-0002",

@@ -153,3 +153,36 @@ def test_unknown_license_ids_are_an_error_not_a_traceback(installed: Container) 
 
     assert result.exit_code == 1
     assert "license_unknown" in result.output
+
+
+def test_beta_opt_in_is_set_by_support_audited_and_can_be_undone(
+    installed: Container, bought: Bought
+) -> None:
+    on = run("beta", bought.license_id, "--on", "--actor", "support:ann", "--yes")
+    again = run("beta", bought.license_id, "--on", "--yes")
+    opted_in = installed.licenses.get(bought.license_id)
+    off = run("beta", bought.license_id, "--off", "--yes")
+    opted_out = installed.licenses.get(bought.license_id)
+    neither = run("beta", bought.license_id, "--yes")
+
+    assert on.exit_code == 0, on.output
+    assert f"{bought.license_id}: beta on" in on.output
+    assert "(already)" in again.output
+    assert opted_in is not None
+    assert opted_in.beta_opt_in is True
+    assert off.exit_code == 0, off.output
+    assert opted_out is not None
+    assert opted_out.beta_opt_in is False
+    assert neither.exit_code == 2
+    entries = installed.audit_log.recent(action="license.beta_opt_in")
+    assert sorted((e.actor, e.details["changed"]) for e in entries)[0] == ("support:ann", True)
+    assert len(entries) == 2
+
+
+def test_beta_opt_in_asks_first(installed: Container, bought: Bought) -> None:
+    result = runner.invoke(app, ["license", "beta", bought.license_id, "--on"], input="n\n")
+
+    assert result.exit_code == 1
+    license_ = installed.licenses.get(bought.license_id)
+    assert license_ is not None
+    assert license_.beta_opt_in is False

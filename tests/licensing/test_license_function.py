@@ -453,6 +453,7 @@ def test_valid_requests_with_one_fuzzed_field_never_produce_a_5xx(
         "NOT_FOUND",
         "NO_ACTIVATION",
         "FINGERPRINT_MISMATCH",
+        "CHANNEL_NOT_ALLOWED",
     }
 
 

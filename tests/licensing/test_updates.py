@@ -1,5 +1,6 @@
 """The update check against the Firestore emulator: entitled, non-yanked releases only,
-the signed manifest, and a fresh short-lived download grant per offer."""
+the signed manifest, and a fresh short-lived download grant per offer; only for an
+activated machine, and only from the license's own channel (beta by opt-in)."""
 
 from __future__ import annotations
 
@@ -57,13 +58,22 @@ def add_release(
     return release
 
 
+@pytest.fixture
+def ours(plugin: Plugin, bought: Bought) -> str:
+    """The fingerprint of a machine activated for `bought` (offers need one)."""
+    assert plugin.activate(bought.key, machine(1)).status is StatusCode.VALID
+    return machine(1)
+
+
 def test_a_newer_entitled_release_is_offered_with_its_signed_manifest_and_a_fresh_link(
-    container: Container, plugin: Plugin, bought: Bought, clock: FixedClock
+    container: Container, plugin: Plugin, bought: Bought, ours: str, clock: FixedClock
 ) -> None:
     add_release(container, "1.0.0")
     newer = add_release(container, "1.1.0", platforms=(PLATFORM, "windows-x86_64"))
 
-    answer = plugin.updates(key=bought.key, current_version="1.0.0", platform=PLATFORM)
+    answer = plugin.updates(
+        key=bought.key, fingerprint=ours, current_version="1.0.0", platform=PLATFORM
+    )
 
     assert answer.status is StatusCode.VALID
     assert answer.fields["update_available"] is True
@@ -98,12 +108,12 @@ def test_a_newer_entitled_release_is_offered_with_its_signed_manifest_and_a_fres
 
 
 def test_every_offer_gets_its_own_grant(
-    container: Container, plugin: Plugin, bought: Bought
+    container: Container, plugin: Plugin, bought: Bought, ours: str
 ) -> None:
     add_release(container, "1.1.0")
 
-    first = plugin.updates(key=bought.key).fields["update"]["download"]["url"]
-    second = plugin.updates(key=bought.key).fields["update"]["download"]["url"]
+    first = plugin.updates(key=bought.key, fingerprint=ours).fields["update"]["download"]["url"]
+    second = plugin.updates(key=bought.key, fingerprint=ours).fields["update"]["download"]["url"]
 
     assert first != second
     offered = container.audit_log.recent(action="license.update_offered")
@@ -111,43 +121,43 @@ def test_every_offer_gets_its_own_grant(
 
 
 def test_the_current_version_gets_no_offer(
-    container: Container, plugin: Plugin, bought: Bought
+    container: Container, plugin: Plugin, bought: Bought, ours: str
 ) -> None:
     add_release(container, "1.1.0")
 
-    answer = plugin.updates(key=bought.key, current_version="1.1.0")
+    answer = plugin.updates(key=bought.key, fingerprint=ours, current_version="1.1.0")
 
     assert answer.status is StatusCode.VALID
     assert answer.fields == {"update_available": False, "update": None, "upgrade": None}
 
 
 def test_yanked_releases_are_never_offered(
-    container: Container, plugin: Plugin, bought: Bought
+    container: Container, plugin: Plugin, bought: Bought, ours: str
 ) -> None:
     add_release(container, "1.0.5")
     add_release(container, "1.1.0", yanked=True)
 
-    update = plugin.updates(key=bought.key).fields["update"]
+    update = plugin.updates(key=bought.key, fingerprint=ours).fields["update"]
 
     assert update["version"] == "1.0.5"
     assert update["download"] is not None
 
 
 def test_a_platform_without_a_file_gets_no_offer(
-    container: Container, plugin: Plugin, bought: Bought
+    container: Container, plugin: Plugin, bought: Bought, ours: str
 ) -> None:
     add_release(container, "1.1.0", platforms=("windows-x86_64",))
 
-    assert plugin.updates(key=bought.key).fields["update_available"] is False
+    assert plugin.updates(key=bought.key, fingerprint=ours).fields["update_available"] is False
 
 
 def test_a_major_version_outside_the_entitlement_is_named_as_an_upgrade_only(
-    container: Container, plugin: Plugin, bought: Bought
+    container: Container, plugin: Plugin, bought: Bought, ours: str
 ) -> None:
     add_release(container, "1.1.0")
     add_release(container, "2.0.0")
 
-    answer = plugin.updates(key=bought.key)
+    answer = plugin.updates(key=bought.key, fingerprint=ours)
 
     assert answer.fields["upgrade"] == {"version": "2.0.0"}
     update = answer.fields["update"]
@@ -161,26 +171,67 @@ def test_a_license_entitled_to_two_majors_is_offered_the_newest(
     container: Container, plugin: Plugin
 ) -> None:
     bought = buy(container, entitled_major_versions=(1, 2))
+    plugin.activate(bought.key, machine(1))
     add_release(container, "1.1.0")
     add_release(container, "2.0.0")
 
-    update = plugin.updates(key=bought.key).fields["update"]
+    update = plugin.updates(key=bought.key, fingerprint=machine(1)).fields["update"]
 
     assert update["version"] == "2.0.0"
     assert update["download"] is not None
 
 
-def test_the_beta_channel_is_asked_for_explicitly(
-    container: Container, plugin: Plugin, bought: Bought
+def test_the_beta_channel_is_refused_without_the_licenses_opt_in(
+    container: Container, plugin: Plugin, bought: Bought, ours: str
 ) -> None:
     add_release(container, "1.1.0")
     add_release(container, "1.2.0-beta.1", channel="beta")
+    grants_before = len(container.download_tokens.by_order(bought.order_id))
 
-    stable = plugin.updates(key=bought.key).fields["update"]
-    beta = plugin.updates(key=bought.key, channel="beta").fields["update"]
+    stable = plugin.updates(key=bought.key, fingerprint=ours).fields["update"]
+    beta = plugin.updates(key=bought.key, fingerprint=ours, channel="beta")
+
+    assert stable["version"] == "1.1.0"
+    assert beta.status is StatusCode.CHANNEL_NOT_ALLOWED
+    assert beta.fields == {}
+    assert len(container.download_tokens.by_order(bought.order_id)) == grants_before + 1
+
+
+def test_a_channel_the_license_does_not_have_is_refused(
+    container: Container, plugin: Plugin, bought: Bought, ours: str
+) -> None:
+    add_release(container, "1.2.0-nightly.1", channel="nightly")
+
+    answer = plugin.updates(key=bought.key, fingerprint=ours, channel="nightly")
+
+    assert answer.status is StatusCode.CHANNEL_NOT_ALLOWED
+
+
+def test_a_license_opted_in_by_support_gets_the_beta_channel(
+    container: Container, plugin: Plugin, bought: Bought, ours: str
+) -> None:
+    add_release(container, "1.1.0")
+    add_release(container, "1.2.0-beta.1", channel="beta")
+    container.license_support.set_beta(bought.license_id, on=True, actor="support:test")
+
+    stable = plugin.updates(key=bought.key, fingerprint=ours).fields["update"]
+    beta = plugin.updates(key=bought.key, fingerprint=ours, channel="beta").fields["update"]
+    container.license_support.set_beta(bought.license_id, on=False, actor="support:test")
+    after_opt_out = plugin.updates(key=bought.key, fingerprint=ours, channel="beta")
 
     assert stable["version"] == "1.1.0"
     assert beta["version"] == "1.2.0-beta.1"
+    assert beta["download"] is not None
+    token = beta["download"]["url"].split("/d/", 1)[1].split("?", 1)[0]
+    grant = container.download_tokens.get(hash_token(token))
+    assert grant is not None
+    assert grant.channel == "beta"
+    assert after_opt_out.status is StatusCode.CHANNEL_NOT_ALLOWED
+    opted_in = container.audit_log.recent(action="license.beta_opt_in")
+    opted_out = container.audit_log.recent(action="license.beta_opt_out")
+    assert [(e.license_id, e.actor) for e in opted_in + opted_out] == [
+        (bought.license_id, "support:test")
+    ] * 2
 
 
 @pytest.mark.parametrize(
@@ -238,3 +289,15 @@ def test_a_fingerprint_that_is_not_activated_gets_no_offer(
     answer = plugin.updates(key=bought.key, fingerprint=machine(7))
 
     assert answer.status is StatusCode.NO_ACTIVATION
+
+
+def test_a_key_without_an_activated_machine_gets_no_offer_and_no_link(
+    container: Container, plugin: Plugin, bought: Bought
+) -> None:
+    add_release(container, "1.1.0")
+
+    answer = plugin.updates(key=bought.key)
+
+    assert answer.status is StatusCode.NO_ACTIVATION
+    assert answer.fields == {}
+    assert container.audit_log.recent(action="license.update_offered") == []

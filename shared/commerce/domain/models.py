@@ -181,6 +181,9 @@ class Seen(Protocol):
 SeenT = TypeVar("SeenT", bound=Seen)
 
 
+BETA_CHANNEL = "beta"
+
+
 class License(Document):
     order_id: str
     customer_id: str | None
@@ -192,6 +195,8 @@ class License(Document):
     status_reason: str | None = None
     product_id: str = "genx"
     channel: str = "stable"
+    # Beta releases only by an explicit opt-in set by support (`commerce license beta`).
+    beta_opt_in: bool = False
     entitled_major_versions: tuple[int, ...] = (1,)
     activation_limit: int = 3
     # The order's state, written in every transaction that changes the order's state
@@ -213,6 +218,11 @@ class License(Document):
     @property
     def is_entitled(self) -> bool:
         return self.entitlement() is Entitlement.ENTITLED
+
+    def allows_channel(self, channel: str) -> bool:
+        """The release channels this license may ask for: its own, and `beta` only
+        after support opted it in (never a channel the caller simply names)."""
+        return channel == self.channel or (channel == BETA_CHANNEL and self.beta_opt_in)
 
     # -- standing: each returns the update to write (None: nothing changes) ----------
     def mirror(

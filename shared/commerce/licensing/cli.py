@@ -1,4 +1,5 @@
-"""`commerce license ...`: support commands (look up, activations, revoke, re-issue).
+"""`commerce license ...`: support commands (look up, activations, revoke, re-issue,
+beta opt-in).
 
 Output shows key hints and masked addresses only. A key typed in for a look-up is
 hashed and never printed back. Changes name the operator (`--actor`, default the
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from commerce.licensing.support import LicenseSupport
 
 license_app = OperatorTyper(
-    help="Support tools for licenses: look-up, activations, revoke, re-issue.",
+    help="Support tools for licenses: look-up, activations, revoke, re-issue, beta opt-in.",
     no_args_is_help=True,
 )
 
@@ -187,3 +188,28 @@ def reissue(
         typer.echo(f"e-mail job {result.email_job_id} enqueued")
     else:
         typer.echo(f"e-mail job {result.email_job_id} pending (the sweeper will send it)")
+
+
+@license_app.command("beta")
+def beta(
+    license_id: LicenseId,
+    on: Annotated[
+        bool | None,
+        typer.Option("--on/--off", help="Opt the license in to beta updates, or out again."),
+    ] = None,
+    actor: Actor = "",
+    yes: Annotated[bool, Yes] = False,
+) -> None:
+    """Let a license get updates from the beta channel (off by default)."""
+    if on is None:
+        typer.secho("give --on or --off", err=True, fg="red")
+        raise typer.Exit(code=ExitCode.USAGE)
+    built = container()
+    what = "Opt {} in to beta updates" if on else "Opt {} out of beta updates"
+    confirm(built, what.format(license_id), yes=yes, always=True)
+    try:
+        changed = built.license_support.set_beta(license_id, on=on, actor=actor or _default_actor())
+    except CommerceError as error:
+        fail(error)
+    state = "on" if on else "off"
+    typer.echo(f"{license_id}: beta {state}" + ("" if changed else " (already)"))

@@ -85,6 +85,9 @@ DETAILS: dict[StatusCode, str] = {
     ),
     StatusCode.FINGERPRINT_MISMATCH: "The certificate or activation belongs to another machine.",
     StatusCode.INVALID_KEY: "This is not a valid license key (check for typos).",
+    StatusCode.CHANNEL_NOT_ALLOWED: (
+        "This license gets updates from its own channel only (beta by opt-in through support)."
+    ),
 }
 
 

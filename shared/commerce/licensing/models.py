@@ -29,6 +29,7 @@ class StatusCode(StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     INVALID_REQUEST = "INVALID_REQUEST"  # malformed body (HTTP 4xx)
     UNAVAILABLE = "UNAVAILABLE"  # not configured or storage busy (HTTP 503)
+    CHANNEL_NOT_ALLOWED = "CHANNEL_NOT_ALLOWED"  # updates: not a channel of the license
 
 
 # --- stored documents ---------------------------------------------------------------

@@ -417,7 +417,6 @@ class LicenseService:
             )
             if state is None:
                 return self._refused("updates", StatusCode.NOT_FOUND, network, key_hash=key_hash)
-            needs_activation = fp_hash is not None
         else:
             assert request.certificate is not None
             public = load_public_key(self.signer.public_key_b64())
@@ -452,13 +451,19 @@ class LicenseService:
             )
             if state is None:
                 return self._refused("updates", StatusCode.NOT_FOUND, network)
-            needs_activation = True
         verdict = standing(state.license)
         if verdict is not StatusCode.VALID:  # refunded, disputed, revoked: no links
             return self._refused("updates", verdict, network, license_=state.license)
-        if needs_activation and state.activation is None:
+        # Offers and links only for a machine activated now: a key alone (no
+        # fingerprint) or a machine that was deactivated gets none.
+        if state.activation is None:
             return self._refused(
                 "updates", StatusCode.NO_ACTIVATION, network, license_=state.license
+            )
+        # The license's own channel; beta only when support opted the license in.
+        if not state.license.allows_channel(request.channel):
+            return self._refused(
+                "updates", StatusCode.CHANNEL_NOT_ALLOWED, network, license_=state.license
             )
         return Answer(StatusCode.VALID, self._update_offer(state.license, request, network))
 

@@ -172,6 +172,28 @@ class LicenseSupport:
 
         return self.storage.run(work)
 
+    def set_beta(self, license_id: str, *, on: bool, actor: str) -> bool:
+        """Opt the license in to (or out of) the beta channel's updates. Returns whether
+        anything changed; the change (or the no-op) is audited with the operator."""
+        now = self.clock.now()
+
+        def work(uow: UnitOfWork) -> bool:
+            license_ = self._license(uow, license_id)
+            changed = license_.beta_opt_in is not on
+            if changed:
+                uow.licenses.update(license_id, {"beta_opt_in": on, "updated_at": now})
+            self.auditor.record(
+                "license.beta_opt_in" if on else "license.beta_opt_out",
+                uow=uow,
+                actor=actor,
+                license_id=license_id,
+                order_id=license_.order_id,
+                changed=changed,
+            )
+            return changed
+
+        return self.storage.run(work)
+
     def reissue(self, license_id: str, *, actor: str, keep_activations: bool = False) -> Reissued:
         """A new key (generation + 1): the old key stops working at once, the buyer is
         e-mailed the new one. Activations are reset unless kept (a leaked key's
