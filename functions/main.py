@@ -149,14 +149,23 @@ def download(request: flask.Request) -> flask.Response:
 @functions_framework.http
 @endpoint(methods=["POST"])
 def send_email(request: flask.Request) -> flask.Response:
-    """Cloud Tasks: deliver one e-mail job at most once; 503 asks for a retry."""
+    """Cloud Tasks: deliver one e-mail job at most once, or look up and answer a re-send
+    request (`{"resend": ...}`); 503 asks for a retry."""
     from commerce.delivery.pages import EmailTaskRequest, retry_count
 
     body = parse_body(request, EmailTaskRequest)
-    result = get_container().email_worker.deliver(
-        body.job_id,
-        task_retry_count=retry_count(request.headers.get("X-CloudTasks-TaskRetryCount")),
-    )
+    retries = retry_count(request.headers.get("X-CloudTasks-TaskRetryCount"))
+    if body.resend is not None:
+        from commerce.storefront.resend import resend_links_service
+
+        resent = resend_links_service(get_container()).handle_task(
+            body.resend, task_retry_count=retries
+        )
+        if resent is None:
+            return json_response({"job_id": None, "state": "nothing_to_send"})
+        return json_response({"job_id": resent.job_id, "state": resent.state})
+    assert body.job_id is not None
+    result = get_container().email_worker.deliver(body.job_id, task_retry_count=retries)
     return json_response({"job_id": result.job_id, "state": result.state})
 
 

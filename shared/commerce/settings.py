@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     resend_rate_limit_window_seconds: int = Field(default=3600, ge=60)
     resend_rate_limit_per_address: int = Field(default=3, ge=1)
     resend_rate_limit_per_network: int = Field(default=10, ge=1)
+    # Re-send requests for one address within this window are one task and one e-mail.
+    resend_collapse_window_seconds: int = Field(default=600, ge=60)
 
     trusted_proxy_hops: int = Field(default=1, ge=0, le=5)  # see domain.network
 

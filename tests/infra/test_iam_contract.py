@@ -452,6 +452,16 @@ def test_the_record_holds_what_each_function_is_known_to_do(observed: Observed) 
     assert license_secrets == {"license-key-pepper", "signing-private-key"}
     assert not any(a.startswith(("tasks.", "iam.")) for a, _ in ops["license_api"])
     assert ("secrets.access", "sendgrid-api-key") in ops["send_email"]
+    # resend_links looks nothing up (a buyer and a stranger cost the same): it counts
+    # rate limits and queues a task; send_email looks the customer up and makes the job
+    assert {r for a, r in ops["resend_links"] if a.startswith("firestore.")} <= {
+        "rate_limits",
+        "audit_log",
+        "(database)",
+    }
+    assert {r for a, r in ops["resend_links"] if a == "secrets.access"} == {"license-key-pepper"}
+    assert ("firestore.query", "orders") in ops["send_email"]
+    assert ("firestore.create", "email_jobs") in ops["send_email"]
 
 
 # -- both failure modes fire (on a copy of the Terraform) ----------------------------------
@@ -493,6 +503,17 @@ def _license_api_may_enqueue(root: Path) -> None:
     )
 
 
+def _resend_links_gets_key_material(root: Path) -> None:
+    replace_once(
+        root / SHOP / "locals.tf",
+        'secrets        = ["license-key-pepper"]\n      project_roles  = ["roles/datastore.user"]\n'
+        "      enqueues_email = true",
+        "secrets        = local.key_material_secrets\n"
+        '      project_roles  = ["roles/datastore.user"]\n'
+        "      enqueues_email = true",
+    )
+
+
 def _checkout_reads_artifacts(root: Path) -> None:
     (root / SHOP / "iam.tf").write_text(
         (root / SHOP / "iam.tf").read_text(encoding="utf-8")
@@ -511,6 +532,7 @@ SEEDED: list[tuple[Callable[[Path], None], str, str]] = [
     (_license_api_gets_derivation_secret, "unused-grant", "license_api"),
     (_license_api_may_enqueue, "unused-grant", "license_api"),
     (_checkout_reads_artifacts, "unused-grant", "checkout"),
+    (_resend_links_gets_key_material, "unused-grant", "resend_links"),
 ]
 
 

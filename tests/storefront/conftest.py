@@ -10,6 +10,7 @@ import pytest
 
 from commerce.bootstrap import Container, use_container
 from commerce.clock import FixedClock
+from commerce.email_queue import ResendTask
 from commerce.secrets import EnvSecrets
 from commerce.settings import Settings
 from tests.support.emulators import TEST_PROJECT
@@ -32,16 +33,23 @@ def make_settings(**overrides: Any) -> Settings:
 
 
 class RecordingQueue:
-    """The e-mail queue port: records job ids, or fails like an unreachable queue."""
+    """The e-mail and re-send queue ports: records job ids and re-send tasks, or fails
+    like an unreachable queue."""
 
     def __init__(self) -> None:
         self.job_ids: list[str] = []
+        self.resend_tasks: list[ResendTask] = []
         self.fail = False
 
     def enqueue(self, job_id: str) -> None:
         if self.fail:
             raise ConnectionError("tasks queue unreachable")
         self.job_ids.append(job_id)
+
+    def enqueue_resend(self, task: ResendTask) -> None:
+        if self.fail:
+            raise ConnectionError("tasks queue unreachable")
+        self.resend_tasks.append(task)
 
 
 @pytest.fixture

@@ -58,12 +58,16 @@ class Operation:
 class Recorder:
     by_function: dict[str, set[Operation]] = field(default_factory=dict)
     unattributed: set[Operation] = field(default_factory=set)
+    # Every operation in order, with its function (None: set-up), for tests that count
+    # operations rather than collect their kinds (tests/storefront/test_resend_same_work.py).
+    sequence: list[tuple[str | None, Operation]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, action: str, resource: str) -> None:
         label = current_function.get() or getattr(threading.current_thread(), "_iam_function", None)
         operation = Operation(action, resource)
         with self.lock:
+            self.sequence.append((label, operation))
             if label is None:
                 self.unattributed.add(operation)
             else:

@@ -1,4 +1,4 @@
-"""Cloud Tasks implementation of the `EmailQueue` port.
+"""Cloud Tasks implementation of the `EmailQueue` and `ResendQueue` ports.
 
 One task per e-mail job: an HTTP POST of `{"job_id": ...}` (ids only, never a key or
 token) to the `send_email` worker, OIDC-signed with the invoker service account in
@@ -7,17 +7,23 @@ same attempt is refused by Cloud Tasks (AlreadyExists counts as success). Cloud 
 keeps refusing a used name for about an hour after the task ran, so re-enqueues (the
 sweeper, `emails resend`) pass a new `attempt` which becomes a name suffix.
 
+A re-send request is a task of its own kind to the same worker: `{"resend": {...}}`
+(`commerce.email_queue.ResendTask`: a customer id, never an address), named after the
+customer and the collapse window, so repeats within a window are one task.
+
 Locally the tasks emulator is reached over an insecure gRPC channel; it sends no OIDC
 header and does not de-duplicate names, which is why the worker is idempotent itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
 from typing import TYPE_CHECKING, Any
 
+from commerce.email_queue import ResendTask
 from commerce.errors import ConfigurationError
 from commerce.logs import get_logger
 from commerce.settings import Settings
@@ -39,6 +45,18 @@ def task_body(job_id: str) -> bytes:
     return json.dumps({"job_id": job_id}, separators=(",", ":")).encode()
 
 
+def resend_task_id(task: ResendTask) -> str:
+    """`resend-<hash of customer id and window>`: repeats within a window collapse."""
+    digest = hashlib.sha256(f"{task.customer_id}:{task.window}".encode()).hexdigest()
+    return "resend-" + digest[:40]
+
+
+def resend_task_body(task: ResendTask) -> bytes:
+    return json.dumps(
+        {"resend": task.model_dump(mode="json")}, separators=(",", ":"), sort_keys=True
+    ).encode()
+
+
 class CloudTasksEmailQueue:
     def __init__(self, settings: Settings, client: CloudTasksClient | None = None) -> None:
         self.settings = settings
@@ -58,6 +76,12 @@ class CloudTasksEmailQueue:
         return f"projects/{s.gcp_project}/locations/{s.tasks_location}/queues/{s.tasks_queue}"
 
     def build_task(self, job_id: str, attempt: int = 0) -> dict[str, Any]:
+        return self._task(task_id_for(job_id, attempt), task_body(job_id))
+
+    def build_resend_task(self, task: ResendTask) -> dict[str, Any]:
+        return self._task(resend_task_id(task), resend_task_body(task))
+
+    def _task(self, task_id: str, body: bytes) -> dict[str, Any]:
         s = self.settings
         if not s.email_worker_url:
             raise ConfigurationError("EMAIL_WORKER_URL is not set; e-mail jobs cannot be queued")
@@ -65,7 +89,7 @@ class CloudTasksEmailQueue:
             "http_method": "POST",
             "url": s.email_worker_url,
             "headers": {"Content-Type": "application/json"},
-            "body": task_body(job_id),
+            "body": body,
         }
         if not s.tasks_emulator_host:
             if not s.tasks_invoker_service_account:
@@ -76,10 +100,7 @@ class CloudTasksEmailQueue:
                 "service_account_email": s.tasks_invoker_service_account,
                 "audience": s.email_worker_url,
             }
-        return {
-            "name": f"{self.queue_path}/tasks/{task_id_for(job_id, attempt)}",
-            "http_request": http_request,
-        }
+        return {"name": f"{self.queue_path}/tasks/{task_id}", "http_request": http_request}
 
     def enqueue(self, job_id: str, *, attempt: int = 0) -> None:
         from google.api_core import exceptions as gexc
@@ -98,6 +119,16 @@ class CloudTasksEmailQueue:
             "e-mail task queued",
             extra={"event": "email.enqueued", "job_id": job_id, "attempt": attempt},
         )
+
+    def enqueue_resend(self, task: ResendTask) -> None:
+        from google.api_core import exceptions as gexc
+
+        built = self.build_resend_task(task)
+        try:
+            self.client.create_task(request={"parent": self.queue_path, "task": built})
+        except gexc.AlreadyExists:
+            # A request for this customer in this window is queued already: one e-mail.
+            _log.info("re-send task already queued", extra={"event": "resend.enqueue_duplicate"})
 
 
 def new_tasks_client(settings: Settings) -> CloudTasksClient:

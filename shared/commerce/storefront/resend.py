@@ -6,19 +6,30 @@ buyer's own inbox. Limits: per network (an abusive client gets 429) and per addr
 (over the limit the request is answered the same and silently sends nothing, so the
 form cannot be used to flood somebody's inbox and cannot reveal recent requests).
 
-When the address has entitled orders, the new download grants, one `resend` e-mail
-job and the audit entry are committed in one transaction; the job is then handed to
-the e-mail queue. If that hand-over fails the job stays `pending` and the sweeper
-enqueues it later, so the buyer still gets the mail.
+**Constant work on the request path.** `request_links` does the same for every
+well-formed address: the two rate-limit counts and one Cloud Task (`ResendTask`:
+the address's customer id, a keyed hash, never the address), named after the customer
+and the collapse window (`resend_collapse_window_seconds`), so repeats within a window
+are one task. Nothing is looked up on the request path: a buyer and a stranger cause
+the same reads, writes and enqueue (tests/storefront/test_resend_timing.py counts
+them; docs/performance.md has the timings). If the queue cannot be reached the answer
+is 503 for everybody alike, and the client may retry.
+
+**The worker** (`send_email` given a `{"resend": ...}` task, `handle_task`) looks the
+customer and their orders up; when some are entitled, the new download grants, one
+`resend` e-mail job (its id derived from customer and window, so a retried task finds
+it and makes no second one) and the audit entry are committed in one transaction, and
+the job is delivered right there like any e-mail job (a failure leaves it to the task's
+retry and the sweeper).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -27,8 +38,8 @@ from commerce.bootstrap import Container
 from commerce.clock import Clock
 from commerce.domain.ids import derived_id
 from commerce.domain.models import EmailJobKind, Entitlement, Order
-from commerce.email_queue import EmailQueue
-from commerce.errors import RateLimited
+from commerce.email_queue import ResendQueue, ResendTask
+from commerce.errors import RateLimited, TransientFailure
 from commerce.grants import new_download_grant, new_email_job
 from commerce.keys import KeyService, normalize_email
 from commerce.logs import get_logger
@@ -36,6 +47,9 @@ from commerce.ratelimit import RateLimiter
 from commerce.settings import Settings
 from commerce.storefront.messages import SUPPORTED_LOCALES, message
 from commerce.unit_of_work import Storage, UnitOfWork
+
+if TYPE_CHECKING:
+    from commerce.delivery.email_worker import DeliveryResult
 
 _EMAIL_SHAPE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _log = get_logger("commerce.storefront.resend")
@@ -80,8 +94,13 @@ ACCEPTED = ResendAccepted()
 
 
 def address_bucket(normalized_email: str) -> str:
-    """Rate-limit bucket of an address: a hash, so the address is not a counter's name."""
-    return "resend:address:" + hashlib.sha256(normalized_email.encode()).hexdigest()
+    """Rate-limit bucket of an address (the rate limiter keys and hashes bucket names)."""
+    return "resend:address:" + normalized_email
+
+
+def collapse_window(now: datetime, seconds: int) -> int:
+    epoch = int(now.timestamp())
+    return epoch - epoch % seconds
 
 
 @dataclass
@@ -92,8 +111,10 @@ class ResendLinks:
     rate_limiter: RateLimiter
     storage: Storage
     auditor: Auditor
-    email_queue: EmailQueue
+    queue: Callable[[], ResendQueue]
+    deliver: Callable[..., DeliveryResult] | None = None
 
+    # -- the request path: the same work for every address -----------------------------
     def request_links(self, request: ResendRequest, *, network: str) -> ResendAccepted:
         settings = self.settings
         window = settings.resend_rate_limit_window_seconds
@@ -110,43 +131,65 @@ class ResendLinks:
         except RateLimited:
             self.auditor.record("resend.suppressed", actor="storefront", reason="address_limit")
             return ACCEPTED
+        task = ResendTask(
+            customer_id=self.keys.customer_id_for(email),
+            locale=request.locale,
+            window=collapse_window(self.clock.now(), settings.resend_collapse_window_seconds),
+        )
+        try:
+            self.queue().enqueue_resend(task)
+        except Exception as exc:
+            # Nothing was recorded: the client is told to retry (the same for everybody).
+            _log.warning(
+                "could not queue a re-send request",
+                extra={"event": "resend.enqueue_failed"},
+                exc_info=True,
+            )
+            raise TransientFailure("The request could not be queued; try again.") from exc
+        return ACCEPTED
 
-        customer_id = self.keys.customer_id_for(email)
+    # -- the worker --------------------------------------------------------------------
+    def handle_task(self, task: ResendTask, *, task_retry_count: int = 0) -> DeliveryResult | None:
+        """Look the customer up, queue the e-mail job if anything is entitled and deliver
+        it. None: nothing to send (no such customer, nothing entitled)."""
+        job_id = self.prepare(task)
+        if job_id is None:
+            return None
+        if self.deliver is None:
+            raise RuntimeError("the re-send worker needs the e-mail worker's deliver")
+        return self.deliver(job_id, task_retry_count=task_retry_count)
+
+    def prepare(self, task: ResendTask) -> str | None:
+        customer_id = task.customer_id
         with self.storage.batch() as uow:
             customer = uow.customers.get(customer_id)
             orders = uow.orders.where("customer_id", "==", customer_id) if customer else []
         if customer is None:
             self.auditor.record("resend.ignored", actor="storefront", reason="no_customer")
-            return ACCEPTED
-        candidates = [order.id for order in orders]
-        locale = request.locale or customer.locale
-        job_id = self._queue_job(customer_id, candidates, locale)
-        if job_id is None:
+            return None
+        locale = task.locale or customer.locale
+        job_id = resend_job_id(customer_id, task.window)
+        queued = self._queue_job(job_id, customer_id, [order.id for order in orders], locale)
+        if queued is None:
             self.auditor.record(
                 "resend.ignored",
                 actor="storefront",
                 customer_id=customer_id,
                 reason="no_entitled_orders",
             )
-            return ACCEPTED
-        try:
-            self.email_queue.enqueue(job_id)
-        except Exception:
-            # The job is committed and pending: the sweeper enqueues it later.
-            _log.warning(
-                "could not enqueue re-send job; the sweeper will retry",
-                extra={"event": "resend.enqueue_failed", "job_id": job_id},
-                exc_info=True,
-            )
-        return ACCEPTED
+        return queued
 
-    def _queue_job(self, customer_id: str, order_ids: list[str], locale: str) -> str | None:
-        """In one transaction: fresh grants for each entitled order, one e-mail job, audit."""
+    def _queue_job(
+        self, job_id: str, customer_id: str, order_ids: list[str], locale: str
+    ) -> str | None:
+        """In one transaction: fresh grants for each entitled order, one e-mail job, audit
+        (nothing when the job exists already: the task was retried)."""
         now = self.clock.now()
         ttl = timedelta(hours=self.settings.download_token_ttl_hours)
-        job_id = derived_id("email", EmailJobKind.RESEND.value, customer_id, secrets.token_hex(16))
 
         def work(uow: UnitOfWork) -> str | None:
+            if uow.email_jobs.get(job_id) is not None:
+                return job_id
             orders = uow.orders.get_many(order_ids)
             entitled: list[tuple[Order, str]] = []
             licenses = {
@@ -200,8 +243,13 @@ class ResendLinks:
         return self.storage.run(work)
 
 
+def resend_job_id(customer_id: str, window: int) -> str:
+    """One re-send job per customer and collapse window (a retried task finds it)."""
+    return derived_id("email", EmailJobKind.RESEND.value, customer_id, str(window))
+
+
 def resend_links_service(container: Container) -> ResendLinks:
-    """Wire the service from the composition root's container."""
+    """Wire the service from the composition root's container (clients on first use)."""
     return ResendLinks(
         settings=container.settings,
         clock=container.clock,
@@ -209,5 +257,6 @@ def resend_links_service(container: Container) -> ResendLinks:
         rate_limiter=container.rate_limiter,
         storage=container.storage,
         auditor=container.auditor,
-        email_queue=container.email_queue,
+        queue=lambda: container.email_queue,
+        deliver=lambda job_id, **kw: container.email_worker.deliver(job_id, **kw),
     )
