@@ -53,6 +53,7 @@ def new_secrets() -> dict[str, str]:
         "LICENSE_KEY_PEPPER": _b64url(secrets.token_bytes(32)),
         "KEY_DERIVATION_SECRET": _b64url(secrets.token_bytes(32)),
         "SIGNING_PRIVATE_KEY": _ed25519_seed(),
+        "PSEUDONYM_KEY": _b64url(secrets.token_bytes(32)),
     }
 
 

@@ -31,6 +31,7 @@ SECRET_NAMES = frozenset(
         "KEY_DERIVATION_SECRETS_PREVIOUS",
         "SIGNING_PRIVATE_KEY",
         "SENDGRID_API_KEY",
+        "PSEUDONYM_KEY",
     }
 )
 

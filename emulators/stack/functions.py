@@ -36,13 +36,13 @@ _KEY_MATERIAL = (
     "KEY_DERIVATION_SECRETS_PREVIOUS",
 )
 FUNCTION_SECRETS: Mapping[str, frozenset[str]] = {
-    "checkout": frozenset({"STRIPE_SECRET_KEY"}),
+    "checkout": frozenset({"STRIPE_SECRET_KEY", "PSEUDONYM_KEY"}),
     "stripe_webhook": frozenset({"STRIPE_WEBHOOK_SECRET", "STRIPE_SECRET_KEY", *_KEY_MATERIAL}),
-    "download": frozenset(),
+    "download": frozenset({"PSEUDONYM_KEY"}),
     "send_email": frozenset({"SENDGRID_API_KEY", *_KEY_MATERIAL}),
-    "order_status": frozenset(),
-    "resend_links": frozenset(_KEY_MATERIAL),
-    "license_api": frozenset({"SIGNING_PRIVATE_KEY", "LICENSE_KEY_PEPPER"}),
+    "order_status": frozenset({"PSEUDONYM_KEY"}),
+    "resend_links": frozenset({"LICENSE_KEY_PEPPER", "PSEUDONYM_KEY"}),
+    "license_api": frozenset({"SIGNING_PRIVATE_KEY", "LICENSE_KEY_PEPPER", "PSEUDONYM_KEY"}),
     "reconcile": frozenset({"STRIPE_SECRET_KEY", *_KEY_MATERIAL}),
     "email_sweeper": frozenset(),
 }

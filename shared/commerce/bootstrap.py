@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from commerce.licensing.repository import LicenseStateStore
     from commerce.licensing.service import LicenseService
     from commerce.licensing.support import LicenseSupport
+    from commerce.pseudonyms import Pseudonyms
     from commerce.purchase.checkout import CheckoutService
     from commerce.purchase.fulfillment import Fulfillment
     from commerce.purchase.gateway import StripeGateway
@@ -172,7 +173,18 @@ class Container:
     def rate_limiter(self) -> RateLimiter:
         from commerce.ratelimit import RateLimiter
 
-        return RateLimiter(self.rate_limits, self.clock, self.settings.rate_limit_window_seconds)
+        return RateLimiter(
+            self.rate_limits,
+            self.clock,
+            self.settings.rate_limit_window_seconds,
+            bucket_key=lambda bucket: self.pseudonyms.bucket(bucket),
+        )
+
+    @cached_property
+    def pseudonyms(self) -> Pseudonyms:
+        from commerce.pseudonyms import Pseudonyms
+
+        return Pseudonyms(self.secrets)
 
     @cached_property
     def signer(self) -> Signer:
@@ -286,6 +298,7 @@ class Container:
             rate_limiter=self.rate_limiter,
             auditor=self.auditor,
             artifacts=self.artifacts,
+            network_hash=lambda network: self.pseudonyms.network(network),
         )
 
     @cached_property
@@ -338,6 +351,7 @@ class Container:
             storage=self.storage,
             rate_limiter=self.rate_limiter,
             auditor=self.auditor,
+            network_hash=lambda network: self.pseudonyms.network(network),
             releases=self.releases,
         )
 

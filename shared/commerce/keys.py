@@ -7,26 +7,14 @@ so a function that never needs them never fetches them) and applies the pure rul
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import threading
 from dataclasses import dataclass
 
 from commerce.domain import license_keys, tokens
-from commerce.errors import SecretUnavailable
 from commerce.secrets import SecretName, SecretSource
-
-
-def decode_secret(value: str, name: str) -> bytes:
-    """Secrets are base64url text (padding optional); anything shorter than 16 bytes is refused."""
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (ValueError, TypeError):
-        raise SecretUnavailable(f"secret {name} is not valid base64url") from None
-    if len(raw) < 16:
-        raise SecretUnavailable(f"secret {name} is too short (need at least 16 bytes)")
-    return raw
+from commerce.secrets import decode_secret as decode_secret  # re-exported
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from commerce.clock import Clock
@@ -21,14 +21,26 @@ from commerce.logs import get_logger
 
 
 class RateLimiter:
-    def __init__(self, repository: CounterStore, clock: Clock, window_seconds: int) -> None:
+    """Counts per bucket. Bucket names (addresses, networks, key hashes) are keyed with
+    `bucket_key` (commerce.pseudonyms) before they become a counter's document id, so
+    the ids cannot be reversed with a dictionary."""
+
+    def __init__(
+        self,
+        repository: CounterStore,
+        clock: Clock,
+        window_seconds: int,
+        *,
+        bucket_key: Callable[[str], str],
+    ) -> None:
         self.repository = repository
         self.clock = clock
         self.window_seconds = window_seconds
+        self.bucket_key = bucket_key
 
     def check(self, bucket: str, limit: int, *, window_seconds: int | None = None) -> None:
         decision = self.repository.hit(
-            bucket,
+            self.bucket_key(bucket),
             limit=limit,
             window_seconds=window_seconds or self.window_seconds,
             now=self.clock.now(),
@@ -40,7 +52,7 @@ class RateLimiter:
         """The bucket's counter for the current window, to be counted in a caller's
         transaction together with the work it guards (see delivery.download)."""
         return window_for(
-            bucket,
+            self.bucket_key(bucket),
             limit=limit,
             window_seconds=window_seconds or self.window_seconds,
             now=self.clock.now(),

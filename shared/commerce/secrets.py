@@ -8,6 +8,7 @@ it never runs without the check the secret protects.
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 from collections.abc import Mapping
@@ -27,10 +28,24 @@ class SecretName(StrEnum):
     KEY_DERIVATION_SECRETS_PREVIOUS = "KEY_DERIVATION_SECRETS_PREVIOUS"
     SIGNING_PRIVATE_KEY = "SIGNING_PRIVATE_KEY"
     SENDGRID_API_KEY = "SENDGRID_API_KEY"
+    # Keys the hashes of client networks in audits and of rate-limit buckets
+    # (commerce.pseudonyms).
+    PSEUDONYM_KEY = "PSEUDONYM_KEY"
 
     @property
     def secret_manager_id(self) -> str:
         return self.value.lower().replace("_", "-")
+
+
+def decode_secret(value: str, name: str) -> bytes:
+    """Secrets are base64url text (padding optional); anything shorter than 16 bytes is refused."""
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (ValueError, TypeError):
+        raise SecretUnavailable(f"secret {name} is not valid base64url") from None
+    if len(raw) < 16:
+        raise SecretUnavailable(f"secret {name} is too short (need at least 16 bytes)")
+    return raw
 
 
 class SecretSource(Protocol):

@@ -74,9 +74,15 @@ def test_redemption_is_counted_and_audited_without_the_token(
     assert len(entries) == 1
     details = entries[0].details
     assert details["token_id"] == grant.token_id
-    assert details["network"] == NET
-    assert details["user_agent"] == UA
-    assert bought.token not in repr(entries[0].model_dump())
+    # the network by its keyed hash, the user agent by its family: no address, no string
+    assert details["network"] == container.pseudonyms.network(NET)
+    assert len(details["network"]) == 16
+    assert details["agent"] == "other"
+    assert "user_agent" not in details
+    stored = repr(entries[0].model_dump())
+    assert bought.token not in stored
+    assert "203.0.113" not in stored
+    assert UA not in stored
 
 
 def test_unknown_token_answers_404(container: Container, release: Release) -> None:
@@ -270,6 +276,7 @@ def test_a_tight_network_limit_from_settings_applies(
         rate_limiter=container.rate_limiter,
         auditor=container.auditor,
         artifacts=container.artifacts,
+        network_hash=container.pseudonyms.network,
     )
     redeem(service, bought.token)
     with pytest.raises(RateLimited):

@@ -440,16 +440,20 @@ def test_the_record_holds_what_each_function_is_known_to_do(observed: Observed) 
     assert ("firestore.get", "orders") in ops["order_status"]
     assert any(a in {"firestore.upsert", "firestore.create", "firestore.update"}
                and r == "rate_limits" for a, r in ops["order_status"])  # fmt: skip
-    # download signs through IAM (signBlob) and reads nothing directly
+    # download signs through IAM (signBlob) and reads nothing directly; its only secret
+    # keys the rate-limit ids and the audit's network hash
     assert ("storage.sign_url", emu.TEST_BUCKET) in ops["download"]
-    assert not any(a.startswith("secrets.") for a, _ in ops["download"])
+    assert {r for a, r in ops["download"] if a.startswith("secrets.")} == {"pseudonym-key"}
+    # every rate-limited function keys its counters' ids
+    for name in ("checkout", "order_status", "resend_links", "download", "license_api"):
+        assert ("secrets.access", "pseudonym-key") in ops[name], name
     # enqueuers create tasks carrying the invoker's identity
     for name in ("stripe_webhook", "resend_links", "reconcile", "email_sweeper"):
         assert ("tasks.create", emu.TEST_TASKS_QUEUE) in ops[name], name
         assert ("iam.act_as", TASKS_INVOKER) in ops[name], name
     # license_api: the pepper and the signing key, no derivation secret, no task
     license_secrets = {r for a, r in ops["license_api"] if a == "secrets.access"}
-    assert license_secrets == {"license-key-pepper", "signing-private-key"}
+    assert license_secrets == {"license-key-pepper", "signing-private-key", "pseudonym-key"}
     assert not any(a.startswith(("tasks.", "iam.")) for a, _ in ops["license_api"])
     assert ("secrets.access", "sendgrid-api-key") in ops["send_email"]
     # resend_links looks nothing up (a buyer and a stranger cost the same): it counts
@@ -459,7 +463,10 @@ def test_the_record_holds_what_each_function_is_known_to_do(observed: Observed) 
         "audit_log",
         "(database)",
     }
-    assert {r for a, r in ops["resend_links"] if a == "secrets.access"} == {"license-key-pepper"}
+    assert {r for a, r in ops["resend_links"] if a == "secrets.access"} == {
+        "license-key-pepper",
+        "pseudonym-key",
+    }
     assert ("firestore.query", "orders") in ops["send_email"]
     assert ("firestore.create", "email_jobs") in ops["send_email"]
 
@@ -486,18 +493,19 @@ def _download_cannot_sign(root: Path) -> None:
 def _license_api_gets_derivation_secret(root: Path) -> None:
     replace_once(
         root / SHOP / "locals.tf",
-        'secrets        = ["signing-private-key", "license-key-pepper"]',
-        'secrets        = ["signing-private-key", "license-key-pepper", "key-derivation-secret"]',
+        'secrets        = ["signing-private-key", "license-key-pepper", "pseudonym-key"]',
+        'secrets        = ["signing-private-key", "license-key-pepper", "pseudonym-key", '
+        '"key-derivation-secret"]',
     )
 
 
 def _license_api_may_enqueue(root: Path) -> None:
     replace_once(
         root / SHOP / "locals.tf",
-        'secrets        = ["signing-private-key", "license-key-pepper"]\n'
+        'secrets        = ["signing-private-key", "license-key-pepper", "pseudonym-key"]\n'
         '      project_roles  = ["roles/datastore.user"]\n'
         "      enqueues_email = false",
-        'secrets        = ["signing-private-key", "license-key-pepper"]\n'
+        'secrets        = ["signing-private-key", "license-key-pepper", "pseudonym-key"]\n'
         '      project_roles  = ["roles/datastore.user"]\n'
         "      enqueues_email = true",
     )
@@ -506,11 +514,22 @@ def _license_api_may_enqueue(root: Path) -> None:
 def _resend_links_gets_key_material(root: Path) -> None:
     replace_once(
         root / SHOP / "locals.tf",
-        'secrets        = ["license-key-pepper"]\n      project_roles  = ["roles/datastore.user"]\n'
+        'secrets        = ["license-key-pepper", "pseudonym-key"]\n'
+        '      project_roles  = ["roles/datastore.user"]\n'
         "      enqueues_email = true",
         "secrets        = local.key_material_secrets\n"
         '      project_roles  = ["roles/datastore.user"]\n'
         "      enqueues_email = true",
+    )
+
+
+def _download_without_pseudonym_key(root: Path) -> None:
+    text = (root / SHOP / "locals.tf").read_text(encoding="utf-8")
+    start = text.index("    download = {")
+    old = 'secrets         = ["pseudonym-key"]'
+    at = text.index(old, start)
+    (root / SHOP / "locals.tf").write_text(
+        text[:at] + "secrets         = []" + text[at + len(old) :], encoding="utf-8"
     )
 
 
@@ -533,6 +552,7 @@ SEEDED: list[tuple[Callable[[Path], None], str, str]] = [
     (_license_api_may_enqueue, "unused-grant", "license_api"),
     (_checkout_reads_artifacts, "unused-grant", "checkout"),
     (_resend_links_gets_key_material, "unused-grant", "resend_links"),
+    (_download_without_pseudonym_key, "missing-permission", "download"),
 ]
 
 
@@ -551,7 +571,10 @@ def test_the_contract_fails_on_a_seeded_grant(
 
 
 def test_a_broader_role_than_needed_is_reported(observed: Observed, terraform_copy: Path) -> None:
-    reads_only = {**observed.operations, "order_status": {("firestore.get", "orders")}}
+    reads_only = {
+        **observed.operations,
+        "order_status": {("firestore.get", "orders"), ("secrets.access", "pseudonym-key")},
+    }
 
     found = contract.check(reads_only, observed.resources, root=terraform_copy)
 

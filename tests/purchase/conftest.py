@@ -35,6 +35,7 @@ def secret_values() -> dict[str, str]:
         "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "LICENSE_KEY_PEPPER": _b64(32),
         "KEY_DERIVATION_SECRET": _b64(32),
+        "PSEUDONYM_KEY": _b64(32),
     }
 
 

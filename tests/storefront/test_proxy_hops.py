@@ -17,6 +17,7 @@ the rate-limit bucket it lands in.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ from hypothesis import strategies as st
 
 from commerce.bootstrap import Container, use_container
 from commerce.domain.network import client_address, network_prefix
-from tests.support.factories import session_id
+from commerce.secrets import decode_secret
+from tests.support.factories import TEST_SECRETS, session_id
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 SHOP = Path(__file__).resolve().parents[2] / "infra" / "terraform" / "modules" / "shop"
@@ -104,7 +106,10 @@ def install(container: Container, **settings: Any) -> Container:
 
 
 def bucket_name(network: str) -> str:
-    return hashlib.sha256(f"order_status:network:{network}".encode()).hexdigest()[:32]
+    """The counter id's prefix of the network's bucket: keyed with PSEUDONYM_KEY, hashed."""
+    key = decode_secret(TEST_SECRETS["PSEUDONYM_KEY"], "PSEUDONYM_KEY")
+    keyed = hmac.new(key, f"bucket:order_status:network:{network}".encode(), hashlib.sha256)
+    return hashlib.sha256(("k:" + keyed.hexdigest()).encode()).hexdigest()[:32]
 
 
 # -- the Terraform value matches the shape each function is deployed in ---------------

@@ -53,6 +53,7 @@ TEST_SECRETS: dict[str, str] = {
     "LICENSE_KEY_PEPPER": _fixed_secret("genx-tests-pepper"),
     "KEY_DERIVATION_SECRET": _fixed_secret("genx-tests-derivation"),
     "SIGNING_PRIVATE_KEY": _fixed_secret("genx-tests-ed25519-seed"),
+    "PSEUDONYM_KEY": _fixed_secret("genx-tests-pseudonym-key"),
 }
 
 

@@ -142,6 +142,7 @@ def test_local_secrets_are_generated_once_and_usable(tmp_path: Path):
         "LICENSE_KEY_PEPPER",
         "KEY_DERIVATION_SECRET",
         "SIGNING_PRIVATE_KEY",
+        "PSEUDONYM_KEY",
     }
     signer = Signer(EnvSecrets(values))
     assert verify(signer.public_key, b"manifest", signer.sign(b"manifest"))

@@ -10,20 +10,24 @@ rate-limit counters (ids known up front; in Firestore it also begins the
 transaction), a batched read of order and license, then the writes (counters,
 redemption, audit entry) committed together: three round trips. A refused
 request still commits its rate-limit counts, never a redemption. The token itself
-is never stored or logged: storage and audit know its hash and `token_id`.
+is never stored or logged: storage and audit know its hash and `token_id`. The audit
+entry names the client network by its keyed hash and the user agent by its family
+(`commerce.pseudonyms`, `domain.network.agent_family`), never the address or the
+full string.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from commerce.delivery.releases import Release, ReleaseFile, latest
 from commerce.domain.models import Entitlement, License, Order, entitlement
+from commerce.domain.network import agent_family
 from commerce.domain.tokens import (
     DownloadGrant,
     DownloadTokenUnknown,
@@ -43,7 +47,6 @@ if TYPE_CHECKING:
     from commerce.unit_of_work import Storage, UnitOfWork
 
 _log = get_logger("commerce.delivery.download")
-USER_AGENT_MAX = 200
 
 
 class OrderRefunded(Gone):
@@ -146,6 +149,7 @@ class DownloadService:
         rate_limiter: RateLimiter,
         auditor: Auditor,
         artifacts: ArtifactStore,
+        network_hash: Callable[[str], str],
         release_cache_seconds: float = 30.0,
     ) -> None:
         self.settings = settings
@@ -155,6 +159,7 @@ class DownloadService:
         self.rate_limiter = rate_limiter
         self.auditor = auditor
         self.artifacts = artifacts
+        self.network_hash = network_hash  # commerce.pseudonyms: audits keep no address
         self.release_cache_seconds = release_cache_seconds
         self._release_cache: dict[str, tuple[float, tuple[Release, ...]]] = {}
         self._cache_lock = threading.Lock()
@@ -243,8 +248,8 @@ class DownloadService:
                     order_id=grant.order_id,
                     license_id=grant.license_id,
                     token_id=grant.token_id,
-                    network=network,
-                    user_agent=user_agent[:USER_AGENT_MAX],
+                    network=self.network_hash(network),
+                    agent=agent_family(user_agent),
                     version=outcome.release.version,
                     platform=outcome.file.platform,
                     redemption=grant.redemptions + 1,
@@ -262,7 +267,7 @@ class DownloadService:
                     "code": outcome.error.code,
                     "token_id": grant.token_id if grant else None,
                     "order_id": grant.order_id if grant else None,
-                    "network": network,
+                    "network": self.network_hash(network),
                 },
             )
             raise outcome.error

@@ -1,4 +1,5 @@
-"""Client network identity for rate limits and audit: IPv4 address, IPv6 /64."""
+"""Client network identity for rate limits and audit: IPv4 address, IPv6 /64; and the
+coarse family of a user agent (what an audit entry keeps of it)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,32 @@ def client_address(
         if len(entries) >= trusted_hops:
             return entries[-trusted_hops]
     return remote_addr
+
+
+# (family, lower-case markers), first match wins: specific clients before the browsers
+# whose names they also carry (Edge and Opera say "chrome", Chrome says "safari").
+_AGENT_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("genx", ("genx",)),
+    ("curl", ("curl/",)),
+    ("wget", ("wget/",)),
+    ("python", ("python-requests", "python-urllib", "httpx", "aiohttp")),
+    ("edge", ("edg/", "edge/")),
+    ("opera", ("opr/", "opera")),
+    ("firefox", ("firefox/",)),
+    ("chrome", ("chrome/", "chromium/", "crios/")),
+    ("safari", ("safari/",)),
+    ("bot", ("bot", "crawler", "spider")),
+)
+
+
+def agent_family(user_agent: str | None) -> str:
+    """A user agent reduced to its family (`firefox`, `curl`, ...; `other`, `none`):
+    enough to tell a browser from a script in a dispute, too coarse to tell people
+    apart. The full string is never stored."""
+    text = (user_agent or "").strip().lower()
+    if not text:
+        return "none"
+    for family, markers in _AGENT_FAMILIES:
+        if any(marker in text for marker in markers):
+            return family
+    return "other"

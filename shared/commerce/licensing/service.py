@@ -124,6 +124,7 @@ class LicenseService:
         storage: Storage,
         rate_limiter: RateLimiter,
         auditor: Auditor,
+        network_hash: Callable[[str], str],
         releases: ReleaseSource | None = None,
     ) -> None:
         self.settings = settings
@@ -133,6 +134,7 @@ class LicenseService:
         self.store = store
         self.rate_limiter = rate_limiter
         self.auditor = auditor
+        self.network_hash = network_hash
         self.storage = storage
         self.releases = releases
         self.policy = CertificatePolicy(
@@ -703,9 +705,9 @@ class LicenseService:
             self.store.touch(activation.id, now)
 
     def _network_id(self, network: str) -> str:
-        """Audit entries name a client network by a keyed hash, never the address."""
-        digest = hmac.new(self.keys.pepper, b"network:" + network.encode(), hashlib.sha256)
-        return digest.hexdigest()[:16]
+        """Audit entries name a client network by a keyed hash, never the address
+        (commerce.pseudonyms: the same hash the download audit uses)."""
+        return self.network_hash(network)
 
     def _refused(
         self,

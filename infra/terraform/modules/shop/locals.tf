@@ -18,6 +18,7 @@ locals {
     "key-derivation-secrets-previous", # optional: old derivation secrets, see secret-rotation runbook
     "signing-private-key",
     "sendgrid-api-key",
+    "pseudonym-key", # keyed hashes of networks in audits and of rate-limit ids
   ])
 
   # Deriving or hashing a license key / download link needs the pepper and every
@@ -47,7 +48,7 @@ locals {
       min_instances   = 0
       max_instances   = 20
       concurrency     = 20
-      secrets         = ["stripe-secret-key"]
+      secrets         = ["stripe-secret-key", "pseudonym-key"]
       project_roles   = ["roles/datastore.user"] # rate limits, pending checkout records
       enqueues_email  = false
     }
@@ -80,7 +81,7 @@ locals {
       min_instances   = 0
       max_instances   = 20
       concurrency     = 40
-      secrets         = [] # tokens are looked up by plain SHA-256; no secret needed
+      secrets         = ["pseudonym-key"] # rate-limit ids and the audit's network hash; tokens are looked up by plain SHA-256
       project_roles   = ["roles/datastore.user"]
       enqueues_email  = false
     }
@@ -111,7 +112,7 @@ locals {
       min_instances   = 0
       max_instances   = 10
       concurrency     = 50
-      secrets         = []
+      secrets         = ["pseudonym-key"] # rate-limit ids
       # Reads the order, and counts every poll in a rate-limit document: writes.
       project_roles  = ["roles/datastore.user"]
       enqueues_email = false
@@ -130,7 +131,7 @@ locals {
       concurrency     = 10
       # Only the pepper (the address's customer id): grants and the e-mail job are
       # made by send_email, which holds the derivation secrets.
-      secrets        = ["license-key-pepper"]
+      secrets        = ["license-key-pepper", "pseudonym-key"]
       project_roles  = ["roles/datastore.user"]
       enqueues_email = true
     }
@@ -147,7 +148,7 @@ locals {
       concurrency     = 40
       # The pepper looks keys up; update links are random tokens, so no derivation
       # secret, and no e-mail is ever queued from here (tests/infra/test_iam_contract.py).
-      secrets        = ["signing-private-key", "license-key-pepper"]
+      secrets        = ["signing-private-key", "license-key-pepper", "pseudonym-key"]
       project_roles  = ["roles/datastore.user"]
       enqueues_email = false
     }
