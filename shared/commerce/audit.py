@@ -1,6 +1,8 @@
 """The audit trail of commerce-critical events (orders, licenses, downloads, e-mails).
 
-Entries name ids and outcomes only: never keys, tokens, secrets or full addresses.
+Entries name ids and outcomes only: never keys, tokens, secrets or full addresses; a
+client network only by its keyed hash (`commerce.pseudonyms`), and such entries are
+purged after 180 days instead of two years (docs/data-model.md).
 Written inside the same unit of work as the change they describe when there is one
 (`uow=`); on their own (a refusal, an offer) in a batch of one write.
 """
@@ -19,6 +21,9 @@ if TYPE_CHECKING:
     from commerce.unit_of_work import Storage, UnitOfWork
 
 AUDIT_RETENTION = timedelta(days=730)
+# Entries that name a client network (its keyed hash, `network`): long enough for a
+# card dispute (Stripe allows up to 120 days after the charge) with margin, not longer.
+NETWORK_AUDIT_RETENTION = timedelta(days=180)
 _log = get_logger("commerce.audit")
 
 
@@ -54,7 +59,7 @@ class Auditor:
             customer_id=customer_id,
             event_id=event_id,
             details=redact(details),
-            purge_at=now + AUDIT_RETENTION,
+            purge_at=now + (NETWORK_AUDIT_RETENTION if "network" in details else AUDIT_RETENTION),
         )
         if uow is not None:
             uow.audit.append(entry)

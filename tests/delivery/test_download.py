@@ -79,6 +79,7 @@ def test_redemption_is_counted_and_audited_without_the_token(
     assert len(details["network"]) == 16
     assert details["agent"] == "other"
     assert "user_agent" not in details
+    assert entries[0].purge_at == entries[0].at + timedelta(days=180)
     stored = repr(entries[0].model_dump())
     assert bought.token not in stored
     assert "203.0.113" not in stored
