@@ -162,6 +162,7 @@ bench: venv ## run every benchmark and write the results into docs/performance.m
 	$(PY) -m bench.webhook_bench
 	$(PY) -m bench.download_bench --write-docs
 	$(PY) -m bench.license_bench --write-docs
+	$(PY) -m bench.resend_bench --write-docs
 	$(PY) -m bench.coldstart_bench --write-docs
 
 # -------------------------------------------------------------------------- clean
