@@ -11,7 +11,7 @@ well-formed address: the two rate-limit counts and one Cloud Task (`ResendTask`:
 the address's customer id, a keyed hash, never the address), named after the customer
 and the collapse window (`resend_collapse_window_seconds`), so repeats within a window
 are one task. Nothing is looked up on the request path: a buyer and a stranger cause
-the same reads, writes and enqueue (tests/storefront/test_resend_timing.py counts
+the same reads, writes and enqueue (tests/storefront/test_resend_same_work.py counts
 them; docs/performance.md has the timings). If the queue cannot be reached the answer
 is 503 for everybody alike, and the client may retry.
 
