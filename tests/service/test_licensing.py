@@ -255,3 +255,30 @@ def test_a_certificate_is_issued_only_for_an_activated_machine(
 
     assert answer.status is StatusCode.VALID
     assert answer.fields["certificate"]
+
+
+class NoReleases:
+    def in_channel(self, channel: str) -> list[Any]:
+        return []
+
+
+def test_updates_need_an_activated_machine_and_the_licenses_own_channel(
+    container: Container, bought: Any, storage: MemoryStorage
+) -> None:
+    container.__dict__["releases"] = NoReleases()  # releases live in Firestore
+    plugin = Plugin(container.license_service)
+    key_only = plugin.updates(key=bought.key)
+    unknown_machine = plugin.updates(key=bought.key, fingerprint=machine(1))
+    plugin.activate(bought.key, machine(1))
+    stable = plugin.updates(key=bought.key, fingerprint=machine(1))
+    beta = plugin.updates(key=bought.key, fingerprint=machine(1), channel="beta")
+    container.license_support.set_beta(bought.license.id, on=True, actor="support:test")
+    opted_in = plugin.updates(key=bought.key, fingerprint=machine(1), channel="beta")
+
+    assert key_only.status is unknown_machine.status is StatusCode.NO_ACTIVATION
+    assert stable.status is StatusCode.VALID
+    assert beta.status is StatusCode.CHANNEL_NOT_ALLOWED
+    assert opted_in.status is StatusCode.VALID
+    assert opted_in.fields["update_available"] is False  # nothing published here
+    assert storage.load("licenses", bought.license.id).beta_opt_in is True
+    assert "license.beta_opt_in" in storage.audit_actions()
