@@ -156,13 +156,13 @@ def test_local_functions_get_exactly_the_secrets_terraform_grants_them() -> None
 def test_a_secret_granted_in_terraform_only_is_noticed(terraform_copy: Path) -> None:
     replace_once(
         terraform_copy / LOCALS,
-        'secrets         = ["stripe-secret-key"]',
-        'secrets         = ["stripe-secret-key", "signing-private-key"]',
+        'secrets         = ["stripe-secret-key", "pseudonym-key"]',
+        'secrets         = ["stripe-secret-key", "pseudonym-key", "signing-private-key"]',
     )
 
     granted = _terraform_secrets(terraform_copy)
 
-    assert granted["checkout"] == {"STRIPE_SECRET_KEY", "SIGNING_PRIVATE_KEY"}
+    assert granted["checkout"] == {"STRIPE_SECRET_KEY", "PSEUDONYM_KEY", "SIGNING_PRIVATE_KEY"}
     assert granted["checkout"] != set(FUNCTION_SECRETS["checkout"])
 
 
