@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -74,6 +75,7 @@ def container() -> Container:
     if not bootstrap.has_container():
         source = _configure_from_local_stack()
     built = bootstrap.get_container()
+    _log_to_stderr()
     settings = built.settings
     production = settings.environment is Environment.PRODUCTION
     typer.secho(
@@ -84,6 +86,15 @@ def container() -> Container:
         bold=production,
     )
     return built
+
+
+def _log_to_stderr() -> None:
+    """Building the container points the log records at stdout (how a function reaches
+    Cloud Logging); a command's stdout is its output (`--json` is JSON only), so its
+    records (the services', the stripe library's requests) go to stderr."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
 
 
 def confirm(built: Container, question: str, *, yes: bool, always: bool = False) -> None:
