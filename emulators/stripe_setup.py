@@ -7,8 +7,11 @@ immutable) and the old one is archived. Prints the values to put in `.env`.
 
     python -m emulators.stripe_setup [--api-base URL] [--amount 4900] [--currency eur]
 
-The secret key comes from STRIPE_SECRET_KEY (environment, or `.local/secrets.env` for
-the local stack); STRIPE_API_BASE (or --api-base) points at the double.
+Which account: with STRIPE_SECRET_KEY in the shell, that key and Stripe itself.
+Otherwise the Stripe account the local functions use: `.local/secrets.env`, your `.env`
+and `.local/stack.env`, in the launcher's order (the generated key and the double's
+address, or the test-mode key and empty STRIPE_API_BASE that `.env` sets). --api-base,
+or STRIPE_API_BASE in the shell, always chooses the address (empty = Stripe itself).
 
 `make dev` runs `create_catalog` as a set-up step (see emulators/setup_steps.py), so
 the functions get STRIPE_PRICE_ID without anyone copying it.
@@ -109,33 +112,45 @@ def create_catalog(info: StackInfo) -> dict[str, str]:
     return {"STRIPE_PRICE_ID": catalog.price_id}
 
 
-def _local_secret(name: str) -> str:
-    path = Path(__file__).resolve().parent.parent / ".local" / "secrets.env"
-    if not path.is_file():
-        return ""
-    from emulators.local_secrets import read_env_file
+CHECKOUT = Path(__file__).resolve().parent.parent
 
-    return read_env_file(path).get(name, "")
+
+def _account(api_base_option: str | None) -> tuple[str, str]:
+    """(secret key, API address): the shell's, else what the local functions get; an
+    explicit --api-base or STRIPE_API_BASE in the shell always wins."""
+    key = os.environ.get("STRIPE_SECRET_KEY", "")
+    api_base = "" if key else None
+    if not key:
+        from commerce.local_stack import environment_of
+
+        local = environment_of(CHECKOUT)
+        key, api_base = local.get("STRIPE_SECRET_KEY", ""), local.get("STRIPE_API_BASE", "")
+    if api_base_option is not None:
+        return key, api_base_option
+    return key, os.environ.get("STRIPE_API_BASE", api_base or "")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emulators.stripe_setup", description=__doc__)
-    parser.add_argument("--api-base", default=os.environ.get("STRIPE_API_BASE", ""))
+    parser.add_argument("--api-base", default=None, help="default: see above")
     parser.add_argument("--product-id", default=os.environ.get("PRODUCT_ID", DEFAULT_PRODUCT_ID))
     parser.add_argument("--name", default=os.environ.get("PRODUCT_NAME", DEFAULT_PRODUCT_NAME))
     parser.add_argument("--amount", type=int, default=DEFAULT_AMOUNT, help="in the minor unit")
     parser.add_argument("--currency", default=DEFAULT_CURRENCY)
     parser.add_argument("--lookup-key", default=DEFAULT_LOOKUP_KEY)
     args = parser.parse_args(argv)
-    key = os.environ.get("STRIPE_SECRET_KEY") or _local_secret("STRIPE_SECRET_KEY")
+    key, api_base = _account(args.api_base)
     if not key:
-        print("STRIPE_SECRET_KEY is not set (environment or .local/secrets.env)", file=sys.stderr)
+        print(
+            "STRIPE_SECRET_KEY is not set (shell, .env, or .local/secrets.env of `make dev`)",
+            file=sys.stderr,
+        )
         return 2
     if key.startswith("sk_live_"):
         print("note: this is a live-mode key; the catalog is created in live mode", file=sys.stderr)
     try:
         catalog = ensure_catalog(
-            client_for(key, args.api_base),
+            client_for(key, api_base),
             product_id=args.product_id,
             product_name=args.name,
             unit_amount=args.amount,
