@@ -40,7 +40,7 @@ def rotate_pepper(
     value = os.environ.get(new_pepper_env, "")
     if not value:
         typer.secho(f"error: set {new_pepper_env} to the new pepper", err=True, fg="red")
-        raise typer.Exit(code=ExitCode.USAGE)
+        raise typer.Exit(code=ExitCode.CONFIGURATION)
     built = container()
     try:
         new_pepper = decode_secret(value, new_pepper_env)
@@ -48,7 +48,7 @@ def rotate_pepper(
     except (CommerceError, ValueError) as error:
         detail = error.detail if isinstance(error, CommerceError) else str(error)
         typer.secho(f"error: {detail}", err=True, fg="red")
-        raise typer.Exit(code=ExitCode.USAGE) from None
+        raise typer.Exit(code=ExitCode.CONFIGURATION) from None
     if not dry_run:
         confirm(built, "Re-hash every license key and re-key every customer", yes=yes)
     report = rotation.run(actor=actor or getpass.getuser(), dry_run=dry_run)

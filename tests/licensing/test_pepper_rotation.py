@@ -110,7 +110,7 @@ def test_the_command_reads_the_new_pepper_from_the_environment_and_prints_no_sec
     runner = CliRunner()
 
     missing = runner.invoke(app, ["keys", "rotate-pepper", "--new-pepper-env", "NOT_SET_HERE"])
-    assert missing.exit_code == 2
+    assert missing.exit_code == 3  # a missing secret is configuration (README's exit codes)
     assert "NOT_SET_HERE" in missing.output
 
     encoded = base64.urlsafe_b64encode(NEW_PEPPER).decode()
