@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from commerce.delivery.download import DownloadService
     from commerce.delivery.email_worker import EmailWorker
     from commerce.delivery.mailers import Mailer
-    from commerce.delivery.publishing import Publisher
-    from commerce.delivery.repository import ReleaseRepository
     from commerce.keys import KeyService
     from commerce.licensing.repository import LicenseStateStore
     from commerce.licensing.service import LicenseService
@@ -44,6 +42,8 @@ if TYPE_CHECKING:
     from commerce.purchase.reconciliation import Reconciler
     from commerce.purchase.webhooks import WebhookService
     from commerce.ratelimit import RateLimiter
+    from commerce.releases.repository import ReleaseRepository
+    from commerce.releases.service import Publisher
     from commerce.repositories import (
         AuditLogRepository,
         CustomerRepository,
@@ -267,7 +267,7 @@ class Container:
 
     @cached_property
     def releases(self) -> ReleaseRepository:
-        from commerce.delivery.repository import ReleaseRepository
+        from commerce.releases.repository import ReleaseRepository
 
         return ReleaseRepository(self.db)
 
@@ -280,7 +280,7 @@ class Container:
 
     @cached_property
     def publisher(self) -> Publisher:
-        from commerce.delivery.publishing import Publisher
+        from commerce.releases.service import Publisher
 
         return Publisher(
             store=self.artifacts, releases=self.releases, signer=self.signer, clock=self.clock

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from commerce.delivery.releases import Release, SemVer, latest
 from commerce.domain.models import Entitlement, License
+from commerce.domain.releases import Release, SemVer, latest
 from commerce.licensing.models import StatusCode
 
 _STATUS_CODES = {

@@ -53,9 +53,9 @@ from commerce.update_links import random_download_grant
 if TYPE_CHECKING:
     from commerce.audit import Auditor
     from commerce.clock import Clock
-    from commerce.delivery.releases import Release
     from commerce.domain.models import License
     from commerce.domain.rate_limits import RateDecision, RateWindow
+    from commerce.domain.releases import Release
     from commerce.keys import KeyService
     from commerce.licensing.repository import LicenseState, LicenseStateStore
     from commerce.ratelimit import RateLimiter
@@ -758,7 +758,7 @@ def _same_hash(left: str, right: str) -> bool:
 def _manifest_text(release: Release) -> str | None:
     """The exact signed manifest text: stored with the release, or rebuilt from its
     fields when that reproduces the recorded SHA-256 (never a guess)."""
-    from commerce.delivery.releases import manifest_bytes, manifest_for
+    from commerce.domain.releases import manifest_bytes, manifest_for
 
     stored = getattr(release, "manifest", None)
     if isinstance(stored, str) and stored:

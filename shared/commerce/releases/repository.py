@@ -3,7 +3,7 @@ writes go through the unit of work: `commerce.delivery.download`.)"""
 
 from __future__ import annotations
 
-from commerce.delivery.releases import Release
+from commerce.domain.releases import Release
 from commerce.repositories.base import Repository
 
 
