@@ -91,7 +91,7 @@ def order_status(request: flask.Request) -> flask.Response:
 def resend_links(request: flask.Request) -> flask.Response:
     """Re-send form: the same 202 for every accepted address; HTML for a plain form post."""
     from commerce.errors import CommerceError
-    from commerce.storefront.pages import resend_error_page, resend_page
+    from commerce.storefront.endpoints import resend_error_page, resend_page
     from commerce.storefront.resend import ResendRequest, resend_links_service
 
     container = get_container()
@@ -120,7 +120,7 @@ def resend_links(request: flask.Request) -> flask.Response:
 def download(request: flask.Request) -> flask.Response:
     """`GET /d/<token>[?platform=P]`: 302 to a short-lived signed URL for P's file, or
     (no platform) the files on offer: an HTML page for browsers, JSON otherwise."""
-    from commerce.delivery.pages import (
+    from commerce.delivery.endpoints import (
         PRIVATE_HEADERS,
         listing_html,
         listing_json,
@@ -151,7 +151,7 @@ def download(request: flask.Request) -> flask.Response:
 def send_email(request: flask.Request) -> flask.Response:
     """Cloud Tasks: deliver one e-mail job at most once, or look up and answer a re-send
     request (`{"resend": ...}`); 503 asks for a retry."""
-    from commerce.delivery.pages import EmailTaskRequest, retry_count
+    from commerce.delivery.endpoints import EmailTaskRequest, retry_count
 
     body = parse_body(request, EmailTaskRequest)
     retries = retry_count(request.headers.get("X-CloudTasks-TaskRetryCount"))

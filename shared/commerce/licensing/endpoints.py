@@ -35,7 +35,7 @@ from commerce.errors import (
     UnsupportedMediaType,
 )
 from commerce.http import read_body
-from commerce.licensing.models import (
+from commerce.licensing.schemas import (
     ActivateRequest,
     Answer,
     CertificateRequest,

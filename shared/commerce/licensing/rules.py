@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from commerce.domain.models import Entitlement, License
 from commerce.domain.releases import Release, SemVer, latest
-from commerce.licensing.models import StatusCode
+from commerce.licensing.schemas import StatusCode
 
 _STATUS_CODES = {
     Entitlement.ENTITLED: StatusCode.VALID,

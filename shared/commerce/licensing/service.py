@@ -32,7 +32,9 @@ from commerce.domain.ids import activation_id
 from commerce.errors import InvalidLicenseKey, RateLimited
 from commerce.grants import download_link
 from commerce.licensing.certificates import CertificatePolicy, issue_certificate, signer_key_id
-from commerce.licensing.models import (
+from commerce.licensing.refusals import RefusalAudit
+from commerce.licensing.rules import choose_update, standing
+from commerce.licensing.schemas import (
     ActivateRequest,
     Activation,
     Answer,
@@ -43,8 +45,6 @@ from commerce.licensing.models import (
     ValidateRequest,
     fingerprint_hash,
 )
-from commerce.licensing.refusals import RefusalAudit
-from commerce.licensing.rules import choose_update, standing
 from commerce.licensing.verifier import CertificateState, load_public_key, verify_certificate
 from commerce.logs import get_logger
 from commerce.ratelimit import DeferredCounter
