@@ -92,16 +92,14 @@ def resend_links(request: flask.Request) -> flask.Response:
     """Re-send form: the same 202 for every accepted address; HTML for a plain form post."""
     from commerce.errors import CommerceError
     from commerce.storefront.endpoints import resend_error_page, resend_page
-    from commerce.storefront.resend import ResendRequest, resend_links_service
+    from commerce.storefront.resend import ResendRequest
 
     container = get_container()
     settings = container.settings
     form_locale = request.form.get("locale", "") if is_form_post(request) else ""
     try:
         body = parse_body(request, ResendRequest)
-        answer = resend_links_service(container).request_links(
-            body, network=_client_network(request)
-        )
+        answer = container.resend_links.request_links(body, network=_client_network(request))
     except CommerceError as error:
         if not is_form_post(request):
             raise
@@ -156,11 +154,7 @@ def send_email(request: flask.Request) -> flask.Response:
     body = parse_body(request, EmailTaskRequest)
     retries = retry_count(request.headers.get("X-CloudTasks-TaskRetryCount"))
     if body.resend is not None:
-        from commerce.storefront.resend import resend_links_service
-
-        resent = resend_links_service(get_container()).handle_task(
-            body.resend, task_retry_count=retries
-        )
+        resent = get_container().resend_links.handle_task(body.resend, task_retry_count=retries)
         if resent is None:
             return json_response({"job_id": None, "state": "nothing_to_send"})
         return json_response({"job_id": resent.job_id, "state": resent.state})

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     )
     from commerce.rotation import PepperRotation
     from commerce.signing import Signer
+    from commerce.storefront.resend import ResendLinks
     from commerce.unit_of_work import Storage
 
 
@@ -255,6 +256,24 @@ class Container:
             storage=self.storage,
             clock=self.clock,
             default_days=self.settings.reconcile_lookback_days,
+        )
+
+    # -- storefront --------------------------------------------------------------------
+    @cached_property
+    def resend_links(self) -> ResendLinks:
+        """The re-send form's service and its Cloud Tasks step (`send_email` with
+        `{"resend": ...}`)."""
+        from commerce.storefront.resend import ResendLinks
+
+        return ResendLinks(
+            settings=self.settings,
+            clock=self.clock,
+            keys=self.keys,
+            rate_limiter=self.rate_limiter,
+            storage=self.storage,
+            auditor=self.auditor,
+            queue=lambda: self.email_queue,  # built on first enqueue
+            deliver=lambda job_id, **kw: self.email_worker.deliver(job_id, **kw),
         )
 
     # -- delivery ----------------------------------------------------------------------
