@@ -75,14 +75,12 @@ def reconcile(request: flask.Request) -> flask.Response:
 @endpoint(methods=["GET"], max_body=0, cors_origins=_storefront_origins)
 def order_status(request: flask.Request) -> flask.Response:
     """Success page polling: `?session_id=cs_...` -> `{"state", "email_masked"}` only."""
-    from commerce.storefront.order_status import order_status as lookup
-
     container = get_container()
     container.rate_limiter.check(
         "order_status:network:" + _client_network(request),
         container.settings.order_status_rate_limit_per_network,
     )
-    status = lookup(container.orders, request.args.get("session_id"))
+    status = container.order_status_service.status(request.args.get("session_id"))
     return json_response(status.as_dict())
 
 
@@ -99,7 +97,7 @@ def resend_links(request: flask.Request) -> flask.Response:
     form_locale = request.form.get("locale", "") if is_form_post(request) else ""
     try:
         body = parse_body(request, ResendRequest)
-        answer = container.resend_links.request_links(body, network=_client_network(request))
+        answer = container.resend_service.request_links(body, network=_client_network(request))
     except CommerceError as error:
         if not is_form_post(request):
             raise
@@ -154,7 +152,7 @@ def send_email(request: flask.Request) -> flask.Response:
     body = parse_body(request, EmailTaskRequest)
     retries = retry_count(request.headers.get("X-CloudTasks-TaskRetryCount"))
     if body.resend is not None:
-        resent = get_container().resend_links.handle_task(body.resend, task_retry_count=retries)
+        resent = get_container().resend_service.handle_task(body.resend, task_retry_count=retries)
         if resent is None:
             return json_response({"job_id": None, "state": "nothing_to_send"})
         return json_response({"job_id": resent.job_id, "state": resent.state})

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     )
     from commerce.rotation import PepperRotation
     from commerce.signing import Signer
+    from commerce.storefront.order_status import OrderStatusService
     from commerce.storefront.resend import ResendLinks
     from commerce.unit_of_work import Storage
 
@@ -260,7 +261,14 @@ class Container:
 
     # -- storefront --------------------------------------------------------------------
     @cached_property
-    def resend_links(self) -> ResendLinks:
+    def order_status_service(self) -> OrderStatusService:
+        """The success page's look-up (state and masked address only)."""
+        from commerce.storefront.order_status import OrderStatusService
+
+        return OrderStatusService(self.storage)
+
+    @cached_property
+    def resend_service(self) -> ResendLinks:
         """The re-send form's service and its Cloud Tasks step (`send_email` with
         `{"resend": ...}`)."""
         from commerce.storefront.resend import ResendLinks
