@@ -156,14 +156,7 @@ class Container:
     def auditor(self) -> Auditor:
         from commerce.audit import Auditor
 
-        return Auditor(self.storage, self.clock, self._audit_log_if_firestore())
-
-    def _audit_log_if_firestore(self) -> AuditLogRepository | None:
-        """The audit repository for callers that still pass a Firestore transaction;
-        none when the storage is not Firestore (nothing to reach it with)."""
-        from commerce.repositories.unit_of_work import FirestoreStorage
-
-        return self.storage.audit if isinstance(self.storage, FirestoreStorage) else None
+        return Auditor(self.storage, self.clock)
 
     @cached_property
     def keys(self) -> KeyService:
@@ -402,10 +395,7 @@ class Container:
         return PepperRotation(
             keys=self.keys,
             new_pepper=new_pepper,
-            licenses=self.licenses,
-            customers=self.customers,
-            orders=self.orders,
-            email_jobs=self.email_jobs,
+            storage=self.storage,
             auditor=self.auditor,
             clock=self.clock,
         )
