@@ -82,3 +82,14 @@ def test_schemas_are_pure_values(path: Path) -> None:
         for name in names
         if name.startswith(("commerce.repositories", "commerce.bootstrap", "commerce.adapters"))
     ]
+
+
+@pytest.mark.parametrize("feature", sorted(ABSENT))
+def test_no_feature_service_wires_itself_from_the_composition_root(feature: str) -> None:
+    # Endpoints may name the container's type (the license API reads its services).
+    wiring = {
+        path.name
+        for path in (PACKAGE / feature).glob("*.py")
+        if "commerce.bootstrap" in imports_of(path)
+    }
+    assert wiring <= {"endpoints.py"}
