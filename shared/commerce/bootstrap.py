@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from commerce.purchase.reconciliation import Reconciler
     from commerce.purchase.webhooks import WebhookService
     from commerce.ratelimit import RateLimiter
-    from commerce.releases.repository import ReleaseRepository
+    from commerce.releases.repository import ReleaseStore
     from commerce.releases.service import Publisher
     from commerce.repositories import (
         AuditLogRepository,
@@ -286,10 +286,11 @@ class Container:
         return CloudTasksEmailQueue(self.settings)
 
     @cached_property
-    def releases(self) -> ReleaseRepository:
-        from commerce.releases.repository import ReleaseRepository
+    def releases(self) -> ReleaseStore:
+        """Published versions, through the storage port."""
+        from commerce.releases.repository import ReleaseStore
 
-        return ReleaseRepository(self.db)
+        return ReleaseStore(self.storage)
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
