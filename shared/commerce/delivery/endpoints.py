@@ -1,4 +1,5 @@
-"""What the `download` and `send_email` functions answer, besides redirects.
+"""Request parsing and rendering of the delivery functions (`download`, `send_email`),
+besides redirects: the Cloud Tasks body, the token in the path, the listing page.
 
 Kept free of heavy imports: the download function loads this on every cold start.
 The listing page carries the buyer's own link, so it is sent with `no-store` and
