@@ -147,7 +147,8 @@ def download(request: flask.Request) -> flask.Response:
 def send_email(request: flask.Request) -> flask.Response:
     """Cloud Tasks: deliver one e-mail job at most once, or look up and answer a re-send
     request (`{"resend": ...}`); 503 asks for a retry."""
-    from commerce.delivery.endpoints import EmailTaskRequest, retry_count
+    from commerce.delivery.endpoints import retry_count
+    from commerce.delivery.schemas import EmailTaskRequest
 
     body = parse_body(request, EmailTaskRequest)
     retries = retry_count(request.headers.get("X-CloudTasks-TaskRetryCount"))

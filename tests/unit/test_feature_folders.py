@@ -22,8 +22,6 @@ ABSENT: dict[str, dict[str, str]] = {
         "repository.py": UNIT_OF_WORK_ONLY,
     },
     "delivery": {
-        "schemas.py": "its one request body, the Cloud Tasks body, is parsed in endpoints.py "
-        "(moved once the re-send rewrite of that body has landed)",
         "service.py": "two services, named after their job: download, email_worker",
         "repository.py": UNIT_OF_WORK_ONLY,
     },
