@@ -37,7 +37,7 @@ from bench.common import summary, write_section
 from commerce.bootstrap import Container, use_container
 from commerce.clock import SystemClock
 from commerce.domain.orders import OrderState
-from commerce.licensing.models import ActivateRequest, StatusCode, ValidateRequest
+from commerce.licensing.schemas import ActivateRequest, StatusCode, ValidateRequest
 from commerce.licensing.verifier import CertificateState, trusted_keys, verify_certificate
 from commerce.secrets import EnvSecrets
 from commerce.settings import Settings

@@ -65,7 +65,7 @@ def latest_manifest_in_bucket(env: Mapping[str, str]) -> dict[str, Any] | None:
     try:
         from google.cloud import storage
 
-        from commerce.delivery.releases import MANIFEST_NAME, SemVer, is_valid_version
+        from commerce.domain.releases import MANIFEST_NAME, SemVer, is_valid_version
 
         client = storage.Client(project=env.get("GCP_PROJECT", "demo-genx"))
         found: list[tuple[tuple[Any, ...], str]] = []

@@ -75,14 +75,12 @@ def reconcile(request: flask.Request) -> flask.Response:
 @endpoint(methods=["GET"], max_body=0, cors_origins=_storefront_origins)
 def order_status(request: flask.Request) -> flask.Response:
     """Success page polling: `?session_id=cs_...` -> `{"state", "email_masked"}` only."""
-    from commerce.storefront.order_status import order_status as lookup
-
     container = get_container()
     container.rate_limiter.check(
         "order_status:network:" + _client_network(request),
         container.settings.order_status_rate_limit_per_network,
     )
-    status = lookup(container.orders, request.args.get("session_id"))
+    status = container.order_status_service.status(request.args.get("session_id"))
     return json_response(status.as_dict())
 
 
@@ -91,17 +89,15 @@ def order_status(request: flask.Request) -> flask.Response:
 def resend_links(request: flask.Request) -> flask.Response:
     """Re-send form: the same 202 for every accepted address; HTML for a plain form post."""
     from commerce.errors import CommerceError
-    from commerce.storefront.pages import resend_error_page, resend_page
-    from commerce.storefront.resend import ResendRequest, resend_links_service
+    from commerce.storefront.endpoints import resend_error_page, resend_page
+    from commerce.storefront.resend import ResendRequest
 
     container = get_container()
     settings = container.settings
     form_locale = request.form.get("locale", "") if is_form_post(request) else ""
     try:
         body = parse_body(request, ResendRequest)
-        answer = resend_links_service(container).request_links(
-            body, network=_client_network(request)
-        )
+        answer = container.resend_service.request_links(body, network=_client_network(request))
     except CommerceError as error:
         if not is_form_post(request):
             raise
@@ -120,7 +116,7 @@ def resend_links(request: flask.Request) -> flask.Response:
 def download(request: flask.Request) -> flask.Response:
     """`GET /d/<token>[?platform=P]`: 302 to a short-lived signed URL for P's file, or
     (no platform) the files on offer: an HTML page for browsers, JSON otherwise."""
-    from commerce.delivery.pages import (
+    from commerce.delivery.endpoints import (
         PRIVATE_HEADERS,
         listing_html,
         listing_json,
@@ -151,16 +147,13 @@ def download(request: flask.Request) -> flask.Response:
 def send_email(request: flask.Request) -> flask.Response:
     """Cloud Tasks: deliver one e-mail job at most once, or look up and answer a re-send
     request (`{"resend": ...}`); 503 asks for a retry."""
-    from commerce.delivery.pages import EmailTaskRequest, retry_count
+    from commerce.delivery.endpoints import retry_count
+    from commerce.delivery.schemas import EmailTaskRequest
 
     body = parse_body(request, EmailTaskRequest)
     retries = retry_count(request.headers.get("X-CloudTasks-TaskRetryCount"))
     if body.resend is not None:
-        from commerce.storefront.resend import resend_links_service
-
-        resent = resend_links_service(get_container()).handle_task(
-            body.resend, task_retry_count=retries
-        )
+        resent = get_container().resend_service.handle_task(body.resend, task_retry_count=retries)
         if resent is None:
             return json_response({"job_id": None, "state": "nothing_to_send"})
         return json_response({"job_id": resent.job_id, "state": resent.state})

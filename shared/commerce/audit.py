@@ -17,7 +17,6 @@ from commerce.domain.models import AuditEntry
 from commerce.logs import get_logger, redact
 
 if TYPE_CHECKING:
-    from commerce.repositories import AuditLogRepository, Transaction
     from commerce.unit_of_work import Storage, UnitOfWork
 
 AUDIT_RETENTION = timedelta(days=730)
@@ -28,20 +27,15 @@ _log = get_logger("commerce.audit")
 
 
 class Auditor:
-    def __init__(
-        self, storage: Storage, clock: Clock, repository: AuditLogRepository | None = None
-    ) -> None:
+    def __init__(self, storage: Storage, clock: Clock) -> None:
         self.storage = storage
         self.clock = clock
-        # For the callers that still hold a Firestore transaction (`tx=`).
-        self.repository = repository
 
     def record(
         self,
         action: str,
         *,
         uow: UnitOfWork | None = None,
-        tx: Transaction | None = None,
         actor: str = "system",
         order_id: str | None = None,
         license_id: str | None = None,
@@ -63,10 +57,6 @@ class Auditor:
         )
         if uow is not None:
             uow.audit.append(entry)
-        elif tx is not None:
-            if self.repository is None:
-                raise RuntimeError("an audit entry in a transaction needs the repository")
-            self.repository.append(entry, tx)
         else:
             with self.storage.batch() as alone:
                 alone.audit.append(entry)

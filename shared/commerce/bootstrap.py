@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from commerce.delivery.download import DownloadService
     from commerce.delivery.email_worker import EmailWorker
     from commerce.delivery.mailers import Mailer
-    from commerce.delivery.publishing import Publisher
-    from commerce.delivery.repository import ReleaseRepository
     from commerce.keys import KeyService
     from commerce.licensing.repository import LicenseStateStore
     from commerce.licensing.service import LicenseService
@@ -44,6 +42,8 @@ if TYPE_CHECKING:
     from commerce.purchase.reconciliation import Reconciler
     from commerce.purchase.webhooks import WebhookService
     from commerce.ratelimit import RateLimiter
+    from commerce.releases.repository import ReleaseStore
+    from commerce.releases.service import Publisher
     from commerce.repositories import (
         AuditLogRepository,
         CustomerRepository,
@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     )
     from commerce.rotation import PepperRotation
     from commerce.signing import Signer
+    from commerce.storefront.order_status import OrderStatusService
+    from commerce.storefront.resend import ResendLinks
     from commerce.unit_of_work import Storage
 
 
@@ -154,14 +156,7 @@ class Container:
     def auditor(self) -> Auditor:
         from commerce.audit import Auditor
 
-        return Auditor(self.storage, self.clock, self._audit_log_if_firestore())
-
-    def _audit_log_if_firestore(self) -> AuditLogRepository | None:
-        """The audit repository for callers that still pass a Firestore transaction;
-        none when the storage is not Firestore (nothing to reach it with)."""
-        from commerce.repositories.unit_of_work import FirestoreStorage
-
-        return self.storage.audit if isinstance(self.storage, FirestoreStorage) else None
+        return Auditor(self.storage, self.clock)
 
     @cached_property
     def keys(self) -> KeyService:
@@ -257,6 +252,31 @@ class Container:
             default_days=self.settings.reconcile_lookback_days,
         )
 
+    # -- storefront --------------------------------------------------------------------
+    @cached_property
+    def order_status_service(self) -> OrderStatusService:
+        """The success page's look-up (state and masked address only)."""
+        from commerce.storefront.order_status import OrderStatusService
+
+        return OrderStatusService(self.storage)
+
+    @cached_property
+    def resend_service(self) -> ResendLinks:
+        """The re-send form's service and its Cloud Tasks step (`send_email` with
+        `{"resend": ...}`)."""
+        from commerce.storefront.resend import ResendLinks
+
+        return ResendLinks(
+            settings=self.settings,
+            clock=self.clock,
+            keys=self.keys,
+            rate_limiter=self.rate_limiter,
+            storage=self.storage,
+            auditor=self.auditor,
+            queue=lambda: self.email_queue,  # built on first enqueue
+            deliver=lambda job_id, **kw: self.email_worker.deliver(job_id, **kw),
+        )
+
     # -- delivery ----------------------------------------------------------------------
     @cached_property
     def email_queue(self) -> CloudTasksEmailQueue:
@@ -266,10 +286,11 @@ class Container:
         return CloudTasksEmailQueue(self.settings)
 
     @cached_property
-    def releases(self) -> ReleaseRepository:
-        from commerce.delivery.repository import ReleaseRepository
+    def releases(self) -> ReleaseStore:
+        """Published versions, through the storage port."""
+        from commerce.releases.repository import ReleaseStore
 
-        return ReleaseRepository(self.db)
+        return ReleaseStore(self.storage)
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
@@ -280,7 +301,7 @@ class Container:
 
     @cached_property
     def publisher(self) -> Publisher:
-        from commerce.delivery.publishing import Publisher
+        from commerce.releases.service import Publisher
 
         return Publisher(
             store=self.artifacts, releases=self.releases, signer=self.signer, clock=self.clock
@@ -375,10 +396,7 @@ class Container:
         return PepperRotation(
             keys=self.keys,
             new_pepper=new_pepper,
-            licenses=self.licenses,
-            customers=self.customers,
-            orders=self.orders,
-            email_jobs=self.email_jobs,
+            storage=self.storage,
             auditor=self.auditor,
             clock=self.clock,
         )

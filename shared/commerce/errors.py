@@ -134,6 +134,14 @@ class AlreadyExists(Conflict):
 # --- upstream / transient (5xx) ----------------------------------------------------------
 
 
+class InternalError(CommerceError):
+    """What an unexpected exception is answered with (logged first; never a traceback)."""
+
+    status = 500
+    code = "internal_error"
+    default_detail = "An internal error occurred."
+
+
 class UpstreamError(CommerceError):
     """A dependency (Stripe, mail provider) failed; the caller may retry."""
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from commerce.errors import (
     CommerceError,
+    InternalError,
     InvalidRequest,
     MethodNotAllowed,
     OriginNotAllowed,
@@ -109,9 +110,7 @@ def endpoint(
                 _log.exception(
                     "unhandled error", extra={"event": "http.error", "path": request.path}
                 )
-                response = json_response(
-                    {"error": "internal_error", "detail": "An internal error occurred."}, 500
-                )
+                response = error_response(InternalError())
             if cors_origins is not None:
                 _apply_cors(response, origin, allowed_origins)
             return response

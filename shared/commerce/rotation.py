@@ -9,7 +9,7 @@ the old pepper and without asking any buyer: customers keep their keys.
 Run it in the maintenance window the runbook describes (docs/runbooks/secret-rotation.md),
 BEFORE the new pepper becomes the secret's latest version: during the run, migrated
 keys validate only under the new pepper. Each license and each customer moves in its
-own transaction that reads what it changes first, so a crash leaves every item either
+own unit of work that reads what it changes first, so a crash leaves every item either
 migrated or not, and running the command again finishes the job (migrated items are
 recognised and skipped). Every change is audited; no key, hash or address is logged.
 """
@@ -22,20 +22,13 @@ from typing import TYPE_CHECKING
 from commerce.domain import license_keys
 from commerce.keys import customer_id
 from commerce.logs import get_logger
-from commerce.repositories import run_transaction
 
 if TYPE_CHECKING:
     from commerce.audit import Auditor
     from commerce.clock import Clock
     from commerce.domain.models import Customer, License
     from commerce.keys import KeyService
-    from commerce.repositories import (
-        CustomerRepository,
-        EmailJobRepository,
-        LicenseRepository,
-        OrderRepository,
-        Transaction,
-    )
+    from commerce.unit_of_work import Storage, UnitOfWork
 
 _log = get_logger("commerce.rotation")
 
@@ -56,10 +49,7 @@ class PepperRotation:
         *,
         keys: KeyService,
         new_pepper: bytes,
-        licenses: LicenseRepository,
-        customers: CustomerRepository,
-        orders: OrderRepository,
-        email_jobs: EmailJobRepository,
+        storage: Storage,
         auditor: Auditor,
         clock: Clock,
     ) -> None:
@@ -67,18 +57,19 @@ class PepperRotation:
             raise ValueError("the new pepper is the pepper in use")
         self.keys = keys
         self.new_pepper = new_pepper
-        self.licenses = licenses
-        self.customers = customers
-        self.orders = orders
-        self.email_jobs = email_jobs
+        self.storage = storage
         self.auditor = auditor
         self.clock = clock
 
     def run(self, *, actor: str, dry_run: bool = False) -> RotationReport:
         report = RotationReport()
-        for license_ in self.licenses.all():
+        with self.storage.batch() as listing:
+            licenses = listing.licenses.query()
+        for license_ in licenses:
             self._rehash(license_, actor, dry_run, report)
-        for customer in self.customers.all():
+        with self.storage.batch() as listing:
+            customers = listing.customers.query()
+        for customer in customers:
             self._move(customer, actor, dry_run, report)
         if not dry_run:
             self.auditor.record(
@@ -118,19 +109,17 @@ class PepperRotation:
             report.licenses_rehashed += 1
             return
 
-        def work(tx: Transaction) -> bool:
-            current = self.licenses.get(license_.id, tx)  # re-read: a re-issue may race
+        def work(uow: UnitOfWork) -> bool:
+            current = uow.licenses.get(license_.id)  # re-read: a re-issue may race
             if current is None:
                 return False
             new_hash = self._new_hash(current)
             if current.key_hash == new_hash:
                 return False
-            self.licenses.update(
-                current.id, {"key_hash": new_hash, "updated_at": self.clock.now()}, tx
-            )
+            uow.licenses.update(current.id, {"key_hash": new_hash, "updated_at": self.clock.now()})
             self.auditor.record(
                 "license.key_rehashed",
-                tx=tx,
+                uow=uow,
                 actor=actor,
                 license_id=current.id,
                 order_id=current.order_id,
@@ -138,7 +127,7 @@ class PepperRotation:
             )
             return True
 
-        if run_transaction(self.licenses.db, work):
+        if self.storage.run(work):
             report.licenses_rehashed += 1
         else:
             report.licenses_already_done += 1
@@ -154,28 +143,30 @@ class PepperRotation:
             return
         old_id = customer.id
 
-        def work(tx: Transaction) -> int | str:
-            current, taken = self.customers.get(old_id, tx), self.customers.get(new_id, tx)
+        def work(uow: UnitOfWork) -> int | str:
+            old_key, new_key = uow.customers.key(old_id), uow.customers.key(new_id)
+            found = uow.read(old_key, new_key)
+            current, taken = found[old_key], found[new_key]
             if current is None:
                 return "gone"
             if taken is not None:
                 return "taken"
-            orders = self.orders.by_customer(old_id, tx)
-            licenses = self.licenses.by_customer(old_id, tx)
-            jobs = self.email_jobs.by_customer(old_id, tx)
+            orders = uow.orders.where("customer_id", "==", old_id)
+            licenses = uow.licenses.where("customer_id", "==", old_id)
+            jobs = uow.email_jobs.where("customer_id", "==", old_id)
             now = self.clock.now()
-            self.customers.create(current.model_copy(update={"id": new_id, "updated_at": now}), tx)
+            uow.customers.create(current.model_copy(update={"id": new_id, "updated_at": now}))
             for order in orders:
-                self.orders.update(order.id, {"customer_id": new_id, "updated_at": now}, tx)
+                uow.orders.update(order.id, {"customer_id": new_id, "updated_at": now})
             for license_ in licenses:
-                self.licenses.update(license_.id, {"customer_id": new_id, "updated_at": now}, tx)
+                uow.licenses.update(license_.id, {"customer_id": new_id, "updated_at": now})
             for job in jobs:
-                self.email_jobs.update(job.id, {"customer_id": new_id}, tx)
-            self.customers.delete(old_id, tx)
+                uow.email_jobs.update(job.id, {"customer_id": new_id})
+            uow.customers.delete(old_id)
             moved = len(orders) + len(licenses) + len(jobs)
             self.auditor.record(
                 "customer.rekeyed",
-                tx=tx,
+                uow=uow,
                 actor=actor,
                 customer_id=new_id,
                 previous_customer_id=old_id,
@@ -183,7 +174,7 @@ class PepperRotation:
             )
             return moved
 
-        outcome = run_transaction(self.customers.db, work)
+        outcome = self.storage.run(work)
         if outcome == "gone":
             report.customers_already_done += 1
         elif outcome == "taken":

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         WebhookEventRecord,
     )
     from commerce.domain.rate_limits import RateCounter
+    from commerce.domain.releases import Release
     from commerce.domain.tokens import DownloadGrant
 
 T = TypeVar("T")
@@ -138,6 +139,7 @@ class UnitOfWork(ABC):
     ledger: Collection[WebhookEventRecord]  # once-per-event records
     rate_counters: Collection[RateCounter]
     activations: Collection[Activation]  # machines bound to licenses
+    releases: Collection[Release]  # published versions
     audit: AuditTrail
 
     committed: bool = False

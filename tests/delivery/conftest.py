@@ -17,8 +17,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from commerce.adapters.artifacts import ArtifactStore
 from commerce.bootstrap import Container
 from commerce.clock import FixedClock
-from commerce.delivery.releases import Release
 from commerce.domain.orders import OrderState
+from commerce.domain.releases import Release
 from commerce.secrets import EnvSecrets
 from commerce.settings import Settings
 from emulators.local_secrets import new_service_account_key

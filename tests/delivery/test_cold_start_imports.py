@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from commerce.bootstrap import Container
-from commerce.delivery.releases import Release
 from commerce.domain.orders import OrderState
+from commerce.domain.releases import Release
 from tests.delivery.conftest import PUBLIC_BASE, store_purchase
 from tests.support import factories
 from tests.support.emulators import TEST_BUCKET, TEST_PROJECT

@@ -19,10 +19,9 @@ from commerce.delivery.download import (
     OrderRevoked,
     PlatformUnknown,
 )
-from commerce.delivery.publishing import verified_manifest
-from commerce.delivery.releases import Release
 from commerce.domain.models import LicenseStatus
 from commerce.domain.orders import OrderState
+from commerce.domain.releases import Release
 from commerce.domain.tokens import (
     DownloadTokenExhausted,
     DownloadTokenExpired,
@@ -31,6 +30,7 @@ from commerce.domain.tokens import (
     hash_token,
 )
 from commerce.errors import RateLimited
+from commerce.releases.service import verified_manifest
 from tests.delivery.conftest import Bought, artifact_files, make_settings
 
 NET = "203.0.113.7/32"

@@ -29,8 +29,8 @@ from commerce.delivery.mailers import (
     SendGridMailer,
     SmtpMailer,
 )
-from commerce.delivery.releases import Release
 from commerce.domain.models import EmailJob, EmailJobState
+from commerce.domain.releases import Release
 from commerce.errors import TransientFailure
 from commerce.grants import download_link
 from tests.delivery.conftest import PUBLIC_BASE, Bought, SmtpSink, artifact_files

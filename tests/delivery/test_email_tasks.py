@@ -16,8 +16,8 @@ from werkzeug.serving import make_server
 from commerce.adapters.artifacts import ArtifactStore
 from commerce.bootstrap import Container, use_container
 from commerce.delivery.mailers import SmtpMailer
-from commerce.delivery.releases import Release
 from commerce.domain.models import EmailJobState
+from commerce.domain.releases import Release
 from commerce.secrets import EnvSecrets
 from emulators.stack import free_port
 from tests.delivery.conftest import Bought, SmtpSink, make_settings

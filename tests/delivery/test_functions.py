@@ -10,9 +10,9 @@ import pytest
 from functions_framework import create_app
 
 from commerce.bootstrap import Container, use_container
-from commerce.delivery.releases import Release
 from commerce.domain.models import EmailJobState
 from commerce.domain.orders import OrderState
+from commerce.domain.releases import Release
 from tests.delivery.conftest import PUBLIC_BASE, Bought
 from tests.support import factories
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from commerce.bootstrap import Container
-from commerce.delivery.releases import Release
+from commerce.domain.releases import Release
 from commerce.domain.tokens import DownloadTokenExhausted, hash_token
 from commerce.errors import TransientFailure
 from commerce.repositories.firestore_wire import run_transaction

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from commerce.delivery.publishing import verified_manifest
-from commerce.delivery.releases import sha256_file
+from commerce.domain.releases import sha256_file
+from commerce.releases.service import verified_manifest
 from emulators.release_seed import make_sample_artifacts, seed_sample_release
 from emulators.stack import StackInfo
 from tests.delivery.conftest import PUBLIC_BASE

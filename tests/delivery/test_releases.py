@@ -12,12 +12,7 @@ from typer.testing import CliRunner
 
 from commerce.bootstrap import Container, use_container
 from commerce.cli import app
-from commerce.delivery.publishing import (
-    ManifestSignatureInvalid,
-    ReleaseExists,
-    verified_manifest,
-)
-from commerce.delivery.releases import (
+from commerce.domain.releases import (
     InvalidRelease,
     Release,
     ReleaseFile,
@@ -26,6 +21,11 @@ from commerce.delivery.releases import (
     manifest_bytes,
     manifest_for,
     parse_file_name,
+)
+from commerce.releases.service import (
+    ManifestSignatureInvalid,
+    ReleaseExists,
+    verified_manifest,
 )
 from commerce.secrets import EnvSecrets
 from commerce.signing import Signer, public_key_from_b64

@@ -12,7 +12,7 @@ import pytest
 from functions_framework import create_app
 
 from commerce.bootstrap import Container, use_container
-from commerce.delivery.releases import Release
+from commerce.domain.releases import Release
 from commerce.domain.tokens import derive_token, hash_token
 from commerce.errors import SecretUnavailable
 from commerce.keys import decode_secret

@@ -122,7 +122,7 @@ def _publish_sample_release(env: dict[str, str], workdir: Path) -> dict[str, Any
     """Publish one release through the delivery publisher (unless a set-up step did),
     and return its manifest as stored in the bucket."""
     from commerce.bootstrap import Container
-    from commerce.delivery.releases import manifest_object_name
+    from commerce.domain.releases import manifest_object_name
     from commerce.secrets import EnvSecrets
 
     container = Container(settings_from(env), secrets=EnvSecrets(env))

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import pytest
 from infra_helpers import TERRAFORM_ROOT, append, replace_once
 
-from commerce.delivery.pages import file_link
+from commerce.delivery.endpoints import file_link
 from commerce.grants import download_link
 from commerce.purchase.checkout import session_params
 from commerce.purchase.schemas import CheckoutRequest

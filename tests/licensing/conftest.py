@@ -15,7 +15,7 @@ import pytest
 from commerce.bootstrap import Container, use_container
 from commerce.clock import FixedClock
 from commerce.domain.orders import OrderState
-from commerce.licensing.models import (
+from commerce.licensing.schemas import (
     ActivateRequest,
     Answer,
     CertificateRequest,

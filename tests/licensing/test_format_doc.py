@@ -187,7 +187,7 @@ def test_the_shop_forms_exactly_the_documented_answer() -> None:
     from commerce.bootstrap import Container
     from commerce.clock import FixedClock
     from commerce.licensing.endpoints import _Call, signed_response
-    from commerce.licensing.models import Answer, StatusCode
+    from commerce.licensing.schemas import Answer, StatusCode
     from tests.licensing.conftest import make_settings
     from tests.support import factories
 

@@ -11,7 +11,7 @@ from commerce.bootstrap import Container
 from commerce.cli import app
 from commerce.domain.models import EmailJobKind, EmailJobState, LicenseStatus
 from commerce.domain.orders import OrderState
-from commerce.licensing.models import StatusCode
+from commerce.licensing.schemas import StatusCode
 from commerce.licensing.support import reissue_job_id
 from tests.licensing.conftest import Bought, Plugin, machine
 

@@ -12,7 +12,7 @@ from commerce.bootstrap import Container
 from commerce.clock import FixedClock
 from commerce.domain.orders import OrderState
 from commerce.errors import RateLimited, TransientFailure
-from commerce.licensing.models import StatusCode, activation_id, fingerprint_hash
+from commerce.licensing.schemas import StatusCode, activation_id, fingerprint_hash
 from commerce.licensing.verifier import CertificateState, verify_certificate
 from commerce.unit_of_work import Storage, UnitOfWork
 from tests.licensing.conftest import (

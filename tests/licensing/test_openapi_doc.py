@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from commerce.licensing.endpoints import ROUTES
-from commerce.licensing.models import StatusCode
+from commerce.licensing.schemas import StatusCode
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "license-api.openapi.yaml"
 TEXT = DOC.read_text(encoding="utf-8")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from commerce.bootstrap import Container
 from commerce.cli import app
 from commerce.clock import FixedClock
-from commerce.licensing.models import StatusCode
+from commerce.licensing.schemas import StatusCode
 from tests.licensing.conftest import (
     Bought,
     Plugin,

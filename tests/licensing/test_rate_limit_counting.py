@@ -14,7 +14,7 @@ import pytest
 from commerce.bootstrap import Container
 from commerce.clock import FixedClock
 from commerce.errors import RateLimited
-from commerce.licensing.models import StatusCode
+from commerce.licensing.schemas import StatusCode
 from tests.licensing.conftest import Bought, Plugin, build_container, make_settings
 
 pytestmark = pytest.mark.emulators

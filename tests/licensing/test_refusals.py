@@ -11,8 +11,8 @@ import pytest
 
 from commerce.bootstrap import Container
 from commerce.clock import FixedClock
-from commerce.licensing.models import StatusCode
 from commerce.licensing.refusals import RefusalAudit
+from commerce.licensing.schemas import StatusCode
 from tests.licensing.conftest import Bought, Plugin, machine, refund
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)  # on a window boundary

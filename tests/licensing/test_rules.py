@@ -7,8 +7,8 @@ import pytest
 
 from commerce.domain.models import LicenseStatus
 from commerce.domain.orders import OrderState
-from commerce.licensing.models import StatusCode
 from commerce.licensing.rules import standing
+from commerce.licensing.schemas import StatusCode
 from tests.support import factories
 
 KEYS = factories.key_service()

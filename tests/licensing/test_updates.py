@@ -12,10 +12,10 @@ import pytest
 
 from commerce.bootstrap import Container
 from commerce.clock import FixedClock
-from commerce.delivery.releases import Release, ReleaseFile, manifest_bytes, manifest_for
 from commerce.domain.orders import OrderState
+from commerce.domain.releases import Release, ReleaseFile, manifest_bytes, manifest_for
 from commerce.domain.tokens import hash_token
-from commerce.licensing.models import StatusCode
+from commerce.licensing.schemas import StatusCode
 from commerce.signing import public_key_from_b64, verify
 from tests.licensing.conftest import PUBLIC_BASE, Bought, Plugin, buy, machine
 

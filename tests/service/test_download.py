@@ -21,9 +21,9 @@ from commerce.delivery.download import (
     PlatformUnknown,
     ReleaseUnavailable,
 )
-from commerce.delivery.releases import Release, ReleaseFile
 from commerce.domain.models import LicenseStatus
 from commerce.domain.orders import OrderState
+from commerce.domain.releases import Release, ReleaseFile
 from commerce.domain.tokens import (
     DownloadTokenExhausted,
     DownloadTokenExpired,

@@ -16,7 +16,7 @@ from commerce.domain.ids import reissue_job_id
 from commerce.domain.models import LicenseStatus
 from commerce.domain.orders import OrderState
 from commerce.errors import RateLimited
-from commerce.licensing.models import StatusCode
+from commerce.licensing.schemas import StatusCode
 from commerce.repositories.memory import MemoryRateLimits, MemoryStorage
 from commerce.secrets import EnvSecrets
 from commerce.unit_of_work import UnitOfWork

@@ -11,7 +11,7 @@ from commerce.domain.models import EmailJobKind, EmailJobState
 from commerce.domain.orders import OrderState
 from commerce.domain.tokens import hash_token
 from commerce.errors import RateLimited, TransientFailure
-from commerce.storefront.resend import ResendRequest, resend_links_service
+from commerce.storefront.resend import ResendRequest
 from tests.support.factories import Purchase, key_service, purchase, session_id
 
 NETWORK = "203.0.113.7/32"
@@ -27,13 +27,13 @@ def store(container, bought: Purchase) -> None:
 
 
 def ask(container, email: str, locale: str | None = None, network: str = NETWORK):
-    service = resend_links_service(container)
+    service = container.resend_service
     return service.request_links(ResendRequest(email=email, locale=locale), network=network)
 
 
 def work_off(container, email_queue) -> list[str | None]:
     """Run the worker step of every queued re-send task (as send_email does)."""
-    service = resend_links_service(container)
+    service = container.resend_service
     return [service.prepare(task) for task in email_queue.resend_tasks]
 
 
@@ -103,7 +103,7 @@ def test_repeats_within_the_window_are_one_task_and_one_job(container, email_que
     first, second = email_queue.resend_tasks
     job_ids = work_off(container, email_queue)
     # A retried task (Cloud Tasks delivers at least once) finds the job: no second one.
-    again = resend_links_service(container).prepare(first)
+    again = container.resend_service.prepare(first)
 
     assert resend_task_id(first) == resend_task_id(second)
     assert job_ids[0] == job_ids[1] == again
@@ -124,7 +124,7 @@ def test_a_request_in_the_next_window_is_a_new_task(container, email_queue, cloc
 def test_the_worker_delivers_the_job_it_made(container, email_queue):
     store(container, purchase(key_service(), OrderState.FULFILLED, email="ada@example.com"))
     delivered: list[tuple[str, int]] = []
-    service = resend_links_service(container)
+    service = container.resend_service
     service.deliver = lambda job_id, task_retry_count: delivered.append(  # type: ignore[assignment]
         (job_id, task_retry_count)
     )

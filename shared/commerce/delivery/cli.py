@@ -57,7 +57,7 @@ def publish(
         TransferSpeedColumn,
     )
 
-    from commerce.delivery.publishing import LocalFile
+    from commerce.releases.service import LocalFile
 
     built = container()
     confirm(built, f"Publish {version} ({channel}) from {len(files)} file(s)", yes=yes)

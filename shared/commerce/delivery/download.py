@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from commerce.delivery.releases import Release, ReleaseFile, latest
 from commerce.domain.models import Entitlement, License, Order, entitlement
 from commerce.domain.network import agent_family
+from commerce.domain.releases import Release, ReleaseFile, latest
 from commerce.domain.tokens import (
     DownloadGrant,
     DownloadTokenUnknown,

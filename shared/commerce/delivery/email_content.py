@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from commerce.delivery.releases import Release
+from commerce.domain.releases import Release
 
 if TYPE_CHECKING:
     import jinja2

@@ -22,10 +22,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from commerce.delivery.mailers import Mailer, MailPermanent, MailTransient, OutgoingEmail
-from commerce.delivery.releases import latest
 from commerce.domain import email_jobs
 from commerce.domain.email_jobs import FINISHED
 from commerce.domain.models import EmailJob, EmailJobState
+from commerce.domain.releases import latest
 from commerce.errors import Conflict, NotFound, TransientFailure
 from commerce.grants import download_link
 from commerce.logs import get_logger

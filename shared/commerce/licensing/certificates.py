@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from commerce.domain.models import License
-from commerce.licensing.models import Activation
+from commerce.licensing.schemas import Activation
 from commerce.licensing.verifier import (
     CERTIFICATE_FORMAT,
     canonical_json,

@@ -27,15 +27,17 @@ from pydantic import BaseModel, ValidationError
 from commerce.domain.network import client_address, network_prefix
 from commerce.errors import (
     CommerceError,
+    InternalError,
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     RateLimited,
     UnsupportedMediaType,
+    render,
 )
 from commerce.http import read_body
-from commerce.licensing.models import (
+from commerce.licensing.schemas import (
     ActivateRequest,
     Answer,
     CertificateRequest,
@@ -167,26 +169,12 @@ def handle(request: flask.Request, container: Container) -> flask.Response:
             )
         )
         answer = operation(container.license_service, parsed, network)
-    except RateLimited as error:
-        answer = Answer(
-            StatusCode.RATE_LIMITED,
-            {"error": error.code, "detail": error.detail, "retry_after": error.retry_after_seconds},
-            http_status=error.status,
-            headers=error.headers,
-        )
     except CommerceError as error:
         answer = _error_answer(error)
     except Exception:
         _log.exception("license API failed", extra={"event": "license.error"})
         answer = _INTERNAL
     return signed_response(answer, call, container)
-
-
-_INTERNAL = Answer(
-    StatusCode.UNAVAILABLE,
-    {"error": "internal_error", "detail": "An internal error occurred."},
-    http_status=500,
-)
 
 
 def _json_object(request: flask.Request) -> dict[str, Any]:
@@ -246,13 +234,21 @@ def _validate(model: type[M], raw: dict[str, Any]) -> M:
 
 
 def _error_answer(error: CommerceError) -> Answer:
-    status = StatusCode.UNAVAILABLE if error.status >= 500 else StatusCode.INVALID_REQUEST
-    return Answer(
-        status,
-        {"error": error.code, "detail": error.detail},
-        http_status=error.status,
-        headers=error.headers,
-    )
+    """What every function answers for the error (`commerce.errors.render`, the one
+    renderer), as a license answer: a status code for the plugin beside `error` and
+    `detail`, then signed and bound like any other answer."""
+    body, http_status, headers = render(error)
+    if isinstance(error, RateLimited):
+        status = StatusCode.RATE_LIMITED
+        body = {**body, "retry_after": error.retry_after_seconds}
+    elif http_status >= 500:
+        status = StatusCode.UNAVAILABLE
+    else:
+        status = StatusCode.INVALID_REQUEST
+    return Answer(status, body, http_status=http_status, headers=headers)
+
+
+_INTERNAL = _error_answer(InternalError())
 
 
 def response_body(answer: Answer, call: _Call, now: int) -> bytes:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from commerce.delivery.releases import Release, SemVer, latest
 from commerce.domain.models import Entitlement, License
-from commerce.licensing.models import StatusCode
+from commerce.domain.releases import Release, SemVer, latest
+from commerce.licensing.schemas import StatusCode
 
 _STATUS_CODES = {
     Entitlement.ENTITLED: StatusCode.VALID,

@@ -32,7 +32,9 @@ from commerce.domain.ids import activation_id
 from commerce.errors import InvalidLicenseKey, RateLimited
 from commerce.grants import download_link
 from commerce.licensing.certificates import CertificatePolicy, issue_certificate, signer_key_id
-from commerce.licensing.models import (
+from commerce.licensing.refusals import RefusalAudit
+from commerce.licensing.rules import choose_update, standing
+from commerce.licensing.schemas import (
     ActivateRequest,
     Activation,
     Answer,
@@ -43,8 +45,6 @@ from commerce.licensing.models import (
     ValidateRequest,
     fingerprint_hash,
 )
-from commerce.licensing.refusals import RefusalAudit
-from commerce.licensing.rules import choose_update, standing
 from commerce.licensing.verifier import CertificateState, load_public_key, verify_certificate
 from commerce.logs import get_logger
 from commerce.ratelimit import DeferredCounter
@@ -53,9 +53,9 @@ from commerce.update_links import random_download_grant
 if TYPE_CHECKING:
     from commerce.audit import Auditor
     from commerce.clock import Clock
-    from commerce.delivery.releases import Release
     from commerce.domain.models import License
     from commerce.domain.rate_limits import RateDecision, RateWindow
+    from commerce.domain.releases import Release
     from commerce.keys import KeyService
     from commerce.licensing.repository import LicenseState, LicenseStateStore
     from commerce.ratelimit import RateLimiter
@@ -758,7 +758,7 @@ def _same_hash(left: str, right: str) -> bool:
 def _manifest_text(release: Release) -> str | None:
     """The exact signed manifest text: stored with the release, or rebuilt from its
     fields when that reproduces the recorded SHA-256 (never a guess)."""
-    from commerce.delivery.releases import manifest_bytes, manifest_for
+    from commerce.domain.releases import manifest_bytes, manifest_for
 
     stored = getattr(release, "manifest", None)
     if isinstance(stored, str) and stored:

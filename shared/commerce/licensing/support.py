@@ -17,7 +17,7 @@ from commerce.domain.models import EmailJobKind, License, LicenseStatus, mask_em
 from commerce.domain.orders import OrderState, can_transition, transition
 from commerce.errors import Conflict, NotFound
 from commerce.grants import new_email_job
-from commerce.licensing.models import Activation
+from commerce.licensing.schemas import Activation
 from commerce.logs import get_logger
 
 if TYPE_CHECKING:

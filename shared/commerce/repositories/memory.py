@@ -28,6 +28,7 @@ from commerce.domain.models import (
     WebhookEventRecord,
 )
 from commerce.domain.rate_limits import RateCounter, RateDecision, RateWindow, window_for
+from commerce.domain.releases import Release
 from commerce.domain.tokens import DownloadGrant
 from commerce.errors import AlreadyExists, NotFound
 from commerce.repositories.codec import Codec, to_storage
@@ -56,6 +57,7 @@ COLLECTIONS: dict[str, tuple[str, type[Any], str]] = {
     "ledger": ("webhook_events", WebhookEventRecord, "id"),
     "rate_counters": ("rate_limits", RateCounter, "id"),
     "activations": ("activations", Activation, "id"),
+    "releases": ("releases", Release, "id"),
 }
 AUDIT_COLLECTION = "audit_log"
 

@@ -40,6 +40,7 @@ from commerce.repositories.firestore_wire import (
     read_documents,
     translated,
 )
+from commerce.repositories.releases import ReleaseRepository
 from commerce.unit_of_work import (
     AuditTrail,
     Collection,
@@ -76,6 +77,7 @@ class FirestoreStorage(Storage):
         ledger: WebhookEventRepository | None = None,
         audit: AuditLogRepository | None = None,
         activations: ActivationRepository | None = None,
+        releases: ReleaseRepository | None = None,
     ) -> None:
         self.db = db
         self.orders = orders or OrderRepository(db)
@@ -86,6 +88,7 @@ class FirestoreStorage(Storage):
         self.ledger = ledger or WebhookEventRepository(db)
         self.rate_counters = RateCounterRepository(db)
         self.activations = activations or ActivationRepository(db)
+        self.releases = releases or ReleaseRepository(db)
         self.audit = audit or AuditLogRepository(db)
 
     def unit_of_work(self) -> FirestoreUnitOfWork:
@@ -112,6 +115,7 @@ class FirestoreUnitOfWork(UnitOfWork):
             "ledger",
             "rate_counters",
             "activations",
+            "releases",
         ):
             repository: Repository[Any] = getattr(storage, attribute)
             setattr(self, attribute, _FirestoreCollection(repository, self))

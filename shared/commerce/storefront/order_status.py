@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from commerce.domain.models import Order
 from commerce.domain.orders import OrderState
 from commerce.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from commerce.unit_of_work import Storage
 
 # Stripe's ids are `cs_test_...` / `cs_live_...`; letters, digits and underscores only.
 SESSION_ID_SHAPE = re.compile(r"^cs_[A-Za-z0-9_]{8,250}$")
@@ -54,3 +57,16 @@ def order_status(orders: OrderLookup, session_id: str | None) -> OrderStatus:
     if order is None:
         return OrderStatus(OrderState.PENDING.value, None)
     return OrderStatus(order.state.value, order.email_masked)
+
+
+@dataclass(frozen=True)
+class OrderStatusService:
+    """`order_status` over the storage port: one read of committed state, no
+    transaction, and none at all for a malformed id."""
+
+    storage: Storage
+
+    def status(self, session_id: str | None) -> OrderStatus:
+        checked = check_session_id(session_id)
+        with self.storage.batch() as uow:
+            return order_status(uow.orders, checked)

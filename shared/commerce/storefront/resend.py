@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from commerce.audit import Auditor
-from commerce.bootstrap import Container
 from commerce.clock import Clock
 from commerce.domain.ids import derived_id
 from commerce.domain.models import EmailJobKind, Entitlement, Order
@@ -246,17 +245,3 @@ class ResendLinks:
 def resend_job_id(customer_id: str, window: int) -> str:
     """One re-send job per customer and collapse window (a retried task finds it)."""
     return derived_id("email", EmailJobKind.RESEND.value, customer_id, str(window))
-
-
-def resend_links_service(container: Container) -> ResendLinks:
-    """Wire the service from the composition root's container (clients on first use)."""
-    return ResendLinks(
-        settings=container.settings,
-        clock=container.clock,
-        keys=container.keys,
-        rate_limiter=container.rate_limiter,
-        storage=container.storage,
-        auditor=container.auditor,
-        queue=lambda: container.email_queue,
-        deliver=lambda job_id, **kw: container.email_worker.deliver(job_id, **kw),
-    )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from commerce.delivery.releases import (
+from commerce.domain.releases import (
     CHANNELS,
     MAX_NOTES_CHARS,
     InvalidRelease,
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from commerce.adapters.artifacts import ArtifactStore, Progress
     from commerce.clock import Clock
-    from commerce.delivery.repository import ReleaseRepository
+    from commerce.releases.repository import ReleaseStore
     from commerce.signing import Signer
 
 
@@ -90,7 +90,7 @@ class Publisher:
         self,
         *,
         store: ArtifactStore,
-        releases: ReleaseRepository,
+        releases: ReleaseStore,
         signer: Signer,
         clock: Clock,
     ) -> None:

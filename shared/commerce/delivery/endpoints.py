@@ -1,4 +1,6 @@
-"""What the `download` and `send_email` functions answer, besides redirects.
+"""Request parsing and rendering of the delivery functions (`download`, `send_email`),
+besides redirects: the token in the path, the task's retry count, the listing page.
+The request bodies are `commerce.delivery.schemas`.
 
 Kept free of heavy imports: the download function loads this on every cold start.
 The listing page carries the buyer's own link, so it is sent with `no-store` and
@@ -12,10 +14,6 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from commerce.email_queue import ResendTask
-
 if TYPE_CHECKING:  # send_email imports this module too; it needs no download service
     from commerce.delivery.download import Listing
 
@@ -25,23 +23,6 @@ PRIVATE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 _TOKEN_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-
-
-class EmailTaskRequest(BaseModel):
-    """The body Cloud Tasks posts to `send_email`: an e-mail job's id, or a re-send
-    request (`{"resend": ResendTask}`: a customer id, never an address)."""
-
-    # Validator built on first use: the download function imports this module too.
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-
-    job_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,200}$")
-    resend: ResendTask | None = None
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> EmailTaskRequest:
-        if (self.job_id is None) == (self.resend is None):
-            raise ValueError("give exactly one of job_id or resend")
-        return self
 
 
 def token_from_path(path: str) -> str:

@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from commerce.delivery.releases import is_valid_version
 from commerce.domain.ids import activation_id as activation_id  # re-exported
 from commerce.domain.models import Activation as Activation  # re-exported
+from commerce.domain.releases import is_valid_version
 from commerce.licensing.verifier import NONCE_PATTERN, fingerprint_sha256
 
 
