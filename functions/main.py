@@ -12,7 +12,14 @@ import functions_framework
 
 from commerce.bootstrap import get_container
 from commerce.domain.network import client_address, network_prefix
-from commerce.http import endpoint, is_form_post, json_response, parse_body, read_body
+from commerce.http import (
+    endpoint,
+    is_form_post,
+    json_response,
+    parse_body,
+    parse_form,
+    read_body,
+)
 
 CHECKOUT_MAX_BODY = 2 * 1024
 WEBHOOK_MAX_BODY = 512 * 1024  # Stripe events are far smaller; room for large sessions
@@ -94,8 +101,10 @@ def resend_links(request: flask.Request) -> flask.Response:
 
     container = get_container()
     settings = container.settings
-    form_locale = request.form.get("locale", "") if is_form_post(request) else ""
+    form_locale = ""
     try:
+        if is_form_post(request):  # the locale of an error page, before the body is checked
+            form_locale = parse_form(read_body(request)).get("locale", "")
         body = parse_body(request, ResendRequest)
         answer = container.resend_service.request_links(body, network=_client_network(request))
     except CommerceError as error:

@@ -55,6 +55,26 @@ class InvalidRequest(CommerceError):
     default_detail = "The request is malformed."
 
 
+class InvalidJson(InvalidRequest):
+    code = "invalid_json"
+    default_detail = "The body is not valid JSON."
+
+
+class InvalidEncoding(InvalidRequest):
+    code = "invalid_encoding"
+    default_detail = "The body is not valid UTF-8 (or holds a lone surrogate)."
+
+
+class BodyTooDeep(InvalidRequest):
+    code = "body_too_deep"
+    default_detail = "The body nests arrays or objects too deeply."
+
+
+class NumberTooLong(InvalidRequest):
+    code = "number_too_long"
+    default_detail = "A number in the body is too long."
+
+
 class PayloadTooLarge(CommerceError):
     status = 413
     code = "payload_too_large"

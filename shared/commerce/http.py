@@ -1,7 +1,9 @@
 """HTTP plumbing shared by the thin entry points in functions/main.py.
 
 `endpoint(...)` wraps a Flask view: method check, body-size limit, CORS for the
-storefront's origins, the request's trace for logs, and the one error renderer. Expected
+storefront's origins, the request's trace for logs, and the one error renderer. `parse_body`
+reads JSON (strict and bounded, `commerce.strict_json`) or an urlencoded form (UTF-8
+only) into a pydantic model; every refusal is a 4xx with a stable code. Expected
 failures (CommerceError) become `{"error": code, "detail": text}` with their status;
 anything else is logged (redacted) and answered with a plain 500 body, never a
 traceback.
@@ -11,15 +13,18 @@ from __future__ import annotations
 
 import functools
 import json
+import urllib.parse
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 import flask
 from pydantic import BaseModel, ValidationError
 
+from commerce import strict_json
 from commerce.errors import (
     CommerceError,
     InternalError,
+    InvalidEncoding,
     InvalidRequest,
     MethodNotAllowed,
     OriginNotAllowed,
@@ -32,6 +37,8 @@ from commerce.logs import get_logger, set_trace_from_headers
 M = TypeVar("M", bound=BaseModel)
 View = Callable[[flask.Request], flask.Response]
 DEFAULT_MAX_BODY = 16 * 1024
+FORM_TYPE = "application/x-www-form-urlencoded"  # what an HTML form posts; no multipart
+MAX_FORM_FIELDS = 32
 _log = get_logger("commerce.http")
 
 
@@ -131,26 +138,56 @@ def read_body(request: flask.Request, max_body: int = DEFAULT_MAX_BODY) -> bytes
 
 
 def parse_body(request: flask.Request, model: type[M], max_body: int = DEFAULT_MAX_BODY) -> M:
-    """JSON or form body -> validated model (unknown fields refused: set extra='forbid')."""
+    """JSON or form body -> validated model (unknown fields refused: set extra='forbid').
+
+    Both are read from the size-checked raw bytes and parsed strictly: JSON by
+    `commerce.strict_json` (bounded depth and number length, UTF-8 only), forms by
+    `parse_form` (UTF-8 only, bounded field count). Every refusal is a 4xx with a
+    stable code.
+    """
     content_type = (request.mimetype or "").lower()
-    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        if request.content_length is not None and request.content_length > max_body:
-            raise PayloadTooLarge()
-        raw: Any = {key: value for key, value in request.form.items() if value != ""}
+    if content_type == FORM_TYPE:
+        raw: Any = parse_form(read_body(request, max_body))
     elif content_type == "application/json" or content_type == "":
-        body = read_body(request, max_body)
-        if not body.strip():
-            raw = {}
-        else:
-            try:
-                raw = json.loads(body)
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                raise InvalidRequest("The body is not valid JSON.") from None
+        raw = parse_json(read_body(request, max_body), allow_empty=True)
     else:
         raise UnsupportedMediaType()
+    return validate(model, raw)
+
+
+def parse_json(body: bytes, *, allow_empty: bool = False) -> dict[str, Any]:
+    """A JSON object from `body` (strict and bounded; see commerce.strict_json)."""
+    if allow_empty and not body.strip():
+        return {}
+    raw = strict_json.loads(body)
     if not isinstance(raw, dict):
         raise InvalidRequest("The body must be a JSON object.")
-    return validate(model, raw)
+    return raw
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """An `application/x-www-form-urlencoded` body -> its non-empty fields (first wins).
+
+    Werkzeug's form parser replaces or drops what is not UTF-8 without saying so; here
+    it is refused, percent-encoded or not (a percent-encoded lone surrogate included).
+    """
+    try:
+        pairs = urllib.parse.parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except UnicodeDecodeError:
+        raise InvalidEncoding("The form is not valid UTF-8.") from None
+    except ValueError:
+        raise InvalidRequest("The form has too many fields.") from None
+    fields: dict[str, str] = {}
+    for key, value in pairs:
+        if value != "":
+            fields.setdefault(key, value)
+    return fields
 
 
 def validate(model: type[M], raw: Mapping[str, Any]) -> M:
@@ -158,7 +195,7 @@ def validate(model: type[M], raw: Mapping[str, Any]) -> M:
         return model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
+        where = ".".join(str(part) for part in first["loc"])[:64] or "body"  # keys are input
         raise InvalidRequest(f"{where}: {first['msg']}") from None
 
 
@@ -168,7 +205,4 @@ def wants_html(request: flask.Request) -> bool:
 
 
 def is_form_post(request: flask.Request) -> bool:
-    return (request.mimetype or "").lower() in (
-        "application/x-www-form-urlencoded",
-        "multipart/form-data",
-    )
+    return (request.mimetype or "").lower() == FORM_TYPE

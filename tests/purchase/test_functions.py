@@ -270,7 +270,7 @@ def test_a_form_post_is_redirected_to_the_payment_page(container):
 @pytest.mark.parametrize(
     ("body", "content_type", "status", "code"),
     [
-        ("{not json", "application/json", 400, "invalid_request"),
+        ("{not json", "application/json", 400, "invalid_json"),
         ('["a list"]', "application/json", 400, "invalid_request"),
         ('{"email": 5}', "application/json", 400, "invalid_request"),
         ('{"email": "not-an-address"}', "application/json", 400, "invalid_request"),
