@@ -238,6 +238,7 @@ class Container:
             fulfillment=self.fulfillment,
             storage=self.storage,
             gateway=self.stripe_gateway,
+            auditor=self.auditor,
         )
 
     @cached_property

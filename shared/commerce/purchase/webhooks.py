@@ -2,8 +2,11 @@
 to one fulfillment change.
 
 Fail closed: without a signing secret nothing is read (503 `webhook_disabled`); an
-event whose signature is missing, wrong or older than 300 s is refused (400
-`invalid_signature`) before anything is written. Every accepted event ends in the
+event whose signature is missing, malformed, wrong, older than 300 s or more than 300 s
+in the future is refused (400 `invalid_signature`) before anything is written. A signed
+event that is not strict JSON or whose ids lack Stripe's shape (`stripe_shapes`) is
+refused with 400 and audited (`webhook.refused`), so no id becomes a document id that
+Firestore would reject. Every accepted event ends in the
 ledger exactly once, acted on or merely acknowledged. Errors worth retrying (storage
 contention, Stripe unreachable while resolving a charge) surface as 5xx so Stripe
 delivers again; the transaction guarantees the retry finds nothing half-done.
@@ -14,9 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from commerce.audit import Auditor
+from commerce.errors import InvalidRequest
 from commerce.logs import get_logger
 from commerce.purchase.fulfillment import Change, Fulfillment
-from commerce.purchase.gateway import StripeGateway, verify_event
+from commerce.purchase.gateway import StripeGateway, parse_event, verify_signature
 from commerce.purchase.schemas import (
     DeliveryResult,
     InvalidEvent,
@@ -24,6 +29,7 @@ from commerce.purchase.schemas import (
     SessionFacts,
     WebhookDisabled,
 )
+from commerce.purchase.stripe_shapes import EVENT_PREFIXES, check_event_ids, is_stripe_id
 from commerce.secrets import SecretName, SecretSource
 from commerce.unit_of_work import Storage
 
@@ -58,7 +64,9 @@ class WebhookService:
         fulfillment: Fulfillment,
         storage: Storage,
         gateway: StripeGateway,
+        auditor: Auditor,
     ) -> None:
+        self.auditor = auditor
         self.secrets = secrets
         self.fulfillment = fulfillment
         self.storage = storage
@@ -78,7 +86,8 @@ class WebhookService:
         secret = self.secrets.get_optional(SecretName.STRIPE_WEBHOOK_SECRET)
         if not secret:
             raise WebhookDisabled()
-        event = verify_event(payload, signature_header, secret)
+        verify_signature(payload, signature_header, secret)
+        event = self._signed_event(payload)
         event_id: str = event["id"]
         event_type = str(event.get("type", ""))
         try:
@@ -118,6 +127,40 @@ class WebhookService:
             },
         )
         return DeliveryResult(event_id, event_type, change.outcome, change.order_id)
+
+    def _signed_event(self, payload: bytes) -> dict[str, Any]:
+        """The verified payload as an event whose ids can be stored; otherwise 400, and,
+        since Stripe signed it and will not send it again, an audit entry and an error
+        log for a person (the malformed value itself is never stored)."""
+        event: dict[str, Any] = {}
+        try:
+            event = parse_event(payload)
+            check_event_ids(event)
+        except InvalidRequest as error:
+            raw_id = event.get("id")
+            event_id = raw_id if is_stripe_id(raw_id, EVENT_PREFIXES) else None
+            event_type = str(event.get("type", ""))[:100]
+            field = getattr(error, "field", None)
+            self.auditor.record(
+                "webhook.refused",
+                event_id=event_id,
+                reason=error.code,
+                field=field,
+                stripe_event_type=event_type,
+            )
+            _log.error(
+                "signed stripe event refused: %s",
+                error.code,
+                extra={
+                    "event": "webhook.refused",
+                    "code": error.code,
+                    "field": field,
+                    "stripe_event_id": event_id,
+                    "stripe_event_type": event_type,
+                },
+            )
+            raise
+        return event
 
     def _dispatch(self, event_id: str, event_type: str, obj: Mapping[str, Any]) -> Change:
         handler = self._handlers.get(event_type)
