@@ -165,6 +165,12 @@ bench: venv ## run every benchmark and write the results into docs/performance.m
 	$(PY) -m bench.resend_bench --write-docs
 	$(PY) -m bench.coldstart_bench --write-docs
 
+# Hostile input (docs/security.md): `make test` runs the fuzz suite's short profile.
+.PHONY: fuzz
+
+fuzz: venv ## fuzz every function with the long Hypothesis profile (1,000 requests each)
+	GENX_FUZZ_PROFILE=fuzz-long $(VENV)/bin/pytest -W error -q tests/fuzz $(PYTEST_ARGS)
+
 # -------------------------------------------------------------------------- clean
 
 clean: ## remove caches, build output and .local (local secrets, logs); stops the stack first

@@ -19,10 +19,13 @@ from commerce.http import (
     parse_body,
     parse_form,
     read_body,
+    route_every_path_to_the_function,
 )
 
 CHECKOUT_MAX_BODY = 2 * 1024
 WEBHOOK_MAX_BODY = 512 * 1024  # Stripe events are far smaller; room for large sessions
+
+route_every_path_to_the_function()  # no answer from the framework's router (commerce.http)
 
 
 def _storefront_origins() -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import flask
 from pydantic import BaseModel, ValidationError
+from werkzeug.routing import PathConverter
 
 from commerce import strict_json
 from commerce.errors import (
@@ -40,6 +41,32 @@ DEFAULT_MAX_BODY = 16 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"  # what an HTML form posts; no multipart
 MAX_FORM_FIELDS = 32
 _log = get_logger("commerce.http")
+
+
+class _AnyPath(PathConverter):
+    """werkzeug's `path` converter, also across a (percent-encoded) newline."""
+
+    regex = "[^/](?s:.)*?"
+
+
+def route_every_path_to_the_function() -> None:
+    """Let every path reach the function, so every answer is ours (JSON, signed).
+
+    functions-framework mounts an HTTP function at `/` and `/<path:path>`, and werkzeug's
+    router then answered some paths itself before any function ran: a path holding a
+    percent-encoded newline with an HTML 404 (unsigned, for the license API), and an
+    empty path with a 308 redirect (a 500 when the query string holds a character that
+    cannot go into a Location header). Slashes are not merged either, so no path is
+    redirected. functions-framework executes functions/main.py inside its new app's context and
+    only then adds its rules, so this, called at import there, changes how those rules
+    match. Outside such a context (a plain import) it does nothing.
+    """
+    if not flask.has_app_context():
+        return
+    url_map = flask.current_app.url_map
+    url_map.merge_slashes = False
+    url_map.strict_slashes = False
+    url_map.converters["path"] = _AnyPath
 
 
 def json_response(
