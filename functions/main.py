@@ -28,6 +28,10 @@ WEBHOOK_MAX_BODY = 512 * 1024  # Stripe events are far smaller; room for large s
 route_every_path_to_the_function()  # no answer from the framework's router (commerce.http)
 
 
+def _request_budget() -> float:
+    return get_container().settings.request_budget_seconds
+
+
 def _storefront_origins() -> tuple[str, ...]:
     return get_container().settings.storefront_origins
 
@@ -42,7 +46,12 @@ def _client_network(request: flask.Request) -> str:
 
 
 @functions_framework.http
-@endpoint(methods=["POST"], max_body=CHECKOUT_MAX_BODY, cors_origins=_storefront_origins)
+@endpoint(
+    methods=["POST"],
+    max_body=CHECKOUT_MAX_BODY,
+    cors_origins=_storefront_origins,
+    budget=_request_budget,
+)
 def checkout(request: flask.Request) -> flask.Response:
     """Start a Stripe Checkout Session: JSON -> `{"id", "url"}`, form post -> 303."""
     from commerce.purchase.schemas import CheckoutRequest
@@ -55,7 +64,7 @@ def checkout(request: flask.Request) -> flask.Response:
 
 
 @functions_framework.http
-@endpoint(methods=["POST"], max_body=WEBHOOK_MAX_BODY)
+@endpoint(methods=["POST"], max_body=WEBHOOK_MAX_BODY, budget=_request_budget)
 def stripe_webhook(request: flask.Request) -> flask.Response:
     """Stripe events, verified on the raw body; 2xx only once the change is committed."""
     payload = read_body(request, WEBHOOK_MAX_BODY)
@@ -82,7 +91,7 @@ def reconcile(request: flask.Request) -> flask.Response:
 
 
 @functions_framework.http
-@endpoint(methods=["GET"], max_body=0, cors_origins=_storefront_origins)
+@endpoint(methods=["GET"], max_body=0, cors_origins=_storefront_origins, budget=_request_budget)
 def order_status(request: flask.Request) -> flask.Response:
     """Success page polling: `?session_id=cs_...` -> `{"state", "email_masked"}` only."""
     container = get_container()
@@ -95,7 +104,7 @@ def order_status(request: flask.Request) -> flask.Response:
 
 
 @functions_framework.http
-@endpoint(methods=["POST"], cors_origins=_storefront_origins)
+@endpoint(methods=["POST"], cors_origins=_storefront_origins, budget=_request_budget)
 def resend_links(request: flask.Request) -> flask.Response:
     """Re-send form: the same 202 for every accepted address; HTML for a plain form post."""
     from commerce.errors import CommerceError
@@ -124,7 +133,7 @@ def resend_links(request: flask.Request) -> flask.Response:
 
 
 @functions_framework.http
-@endpoint(methods=["GET"])
+@endpoint(methods=["GET"], budget=_request_budget)
 def download(request: flask.Request) -> flask.Response:
     """`GET /d/<token>[?platform=P]`: 302 to a short-lived signed URL for P's file, or
     (no platform) the files on offer: an HTML page for browsers, JSON otherwise."""
@@ -189,6 +198,9 @@ def email_sweeper(request: flask.Request) -> flask.Response:
 def license_api(request: flask.Request) -> flask.Response:
     """The plugin's license API: POST JSON to /validate, /activate, /deactivate,
     /certificate or /updates; every answer signed (docs/license-api.openapi.yaml)."""
+    from commerce.deadlines import request_budget
     from commerce.licensing.endpoints import handle
 
-    return handle(request, get_container())
+    container = get_container()
+    with request_budget(container.settings.request_budget_seconds):
+        return handle(request, container)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.routing import PathConverter
 
 from commerce import strict_json
+from commerce.deadlines import request_budget
 from commerce.errors import (
     CommerceError,
     InternalError,
@@ -102,7 +103,10 @@ def endpoint(
     methods: Collection[str],
     max_body: int = DEFAULT_MAX_BODY,
     cors_origins: Callable[[], Collection[str]] | None = None,
+    budget: Callable[[], float | None] | None = None,
 ) -> Callable[[View], View]:
+    """`budget` gives the seconds every Firestore call of the request must finish within
+    (commerce.deadlines); without it, the library's own deadlines apply."""
     allowed_methods = {m.upper() for m in methods}
 
     def decorate(view: View) -> View:
@@ -125,7 +129,8 @@ def endpoint(
                 length = request.content_length
                 if length is not None and length > max_body:
                     raise PayloadTooLarge()
-                response = view(request)
+                with request_budget(budget() if budget is not None else None):
+                    response = view(request)
             except CommerceError as error:
                 level = 40 if error.status >= 500 else 20
                 _log.log(

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from commerce.clock import Clock
+from commerce.deadlines import request_budget
 from commerce.domain.rate_limits import (
     CounterStore,
     RateCounter,
@@ -78,6 +79,7 @@ class RateLimiter:
 
 
 _log = get_logger("commerce.ratelimit")
+FLUSH_BUDGET_SECONDS = 5.0
 
 
 @dataclass
@@ -219,8 +221,10 @@ class DeferredCounter:
 
     def flush(self) -> None:
         """Write every unsent hit now (one batch) and learn from the totals the write
-        reports; on failure they stay unsent."""
-        with self._flush_lock:
+        reports; on failure they stay unsent. Bounded by FLUSH_BUDGET_SECONDS (there is
+        no request budget in the counter's thread), so a store that never answers does
+        not hold the thread, or `close`, for the library's minutes."""
+        with self._flush_lock, request_budget(FLUSH_BUDGET_SECONDS):
             with self._lock:
                 sending = [(t, t.unsent) for t in self._tallies.values() if t.unsent]
                 for tally, _ in sending:

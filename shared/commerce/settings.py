@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     resend_collapse_window_seconds: int = Field(default=600, ge=60)
 
     trusted_proxy_hops: int = Field(default=1, ge=0, le=5)  # see domain.network
+    # Time within which every Firestore call of a buyer-facing request, the webhook and
+    # the license API must finish, else 503 `dependency_timeout` (commerce.deadlines).
+    request_budget_seconds: float = Field(default=7.0, gt=0, le=10)
 
     log_level: str = "INFO"
 

@@ -31,6 +31,9 @@ from commerce.settings import Settings
 if TYPE_CHECKING:
     from google.cloud.tasks_v2 import CloudTasksClient
 
+# An enqueue runs after the commit; on failure the job stays pending for the sweeper,
+# so a slow queue must not hold the request (the library would allow 20 s).
+ENQUEUE_TIMEOUT_SECONDS = 5.0
 _log = get_logger("commerce.delivery.tasks")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -107,7 +110,9 @@ class CloudTasksEmailQueue:
 
         task = self.build_task(job_id, attempt)
         try:
-            self.client.create_task(request={"parent": self.queue_path, "task": task})
+            self.client.create_task(
+                request={"parent": self.queue_path, "task": task}, timeout=ENQUEUE_TIMEOUT_SECONDS
+            )
         except gexc.AlreadyExists:
             # The same attempt was queued before: that task will deliver the job.
             _log.info(

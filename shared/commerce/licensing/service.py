@@ -19,6 +19,7 @@ per-license activation limit stays exact (counted with a write before the activa
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import hmac
 import threading
@@ -604,7 +605,12 @@ class LicenseService:
         windows = self._windows(limits)
         own_hits = self.counter.hit(windows)
         unknown = self.counter.needs_reading(windows)
-        counted = self.pool.submit(self.store.read_counters, unknown) if unknown else None
+        counted = (
+            # In the request's context, so its time budget bounds the read too.
+            self.pool.submit(contextvars.copy_context().run, self.store.read_counters, unknown)
+            if unknown
+            else None
+        )
         try:
             result = read()
         finally:

@@ -25,8 +25,11 @@ __all__ = ["Repository", "Transaction", "Writer", "run_transaction", "to_storage
 
 
 def new_firestore_client(project: str) -> firestore.Client:
-    """Honours FIRESTORE_EMULATOR_HOST (read by the library itself) for local use."""
-    return firestore.Client(project=project)
+    """Honours FIRESTORE_EMULATOR_HOST (read by the library itself) for local use; every
+    call within a request is bounded by the request's budget (commerce.deadlines)."""
+    from commerce.deadlines import budgeted_firestore_client
+
+    return budgeted_firestore_client(project)
 
 
 class Repository(Generic[T]):

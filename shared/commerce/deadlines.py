@@ -1,0 +1,137 @@
+"""A time budget per request for every Firestore call, so a store that does not answer
+gives a quick 503 instead of a request held open for minutes.
+
+The Firestore library's own deadlines are 60-300 s per call, retried on UNAVAILABLE
+and DEADLINE_EXCEEDED for as long again; with the emulator killed or a port that
+accepts and never answers, a webhook delivery was seen open for over 200 s. Here:
+
+- `request_budget(seconds)` (set by `commerce.http.endpoint` and the license API)
+  records when the current request must have finished;
+- the Firestore client from `budgeted_firestore_client` sends every RPC through a
+  gRPC interceptor that caps the RPC's deadline at what is left of that budget, and
+  once nothing is left raises `DependencyTimeout` (503 `dependency_timeout`). That
+  error is no gRPC error, so the library's retry loop does not retry it: the answer
+  comes within the budget plus at most one of the library's back-off pauses.
+
+Outside a request (CLI, scripts) there is no budget and the library's deadlines apply.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from commerce.errors import TransientFailure
+
+if TYPE_CHECKING:
+    from google.cloud import firestore
+
+_deadline: ContextVar[float | None] = ContextVar("commerce_request_deadline", default=None)
+
+
+class DependencyTimeout(TransientFailure):
+    code = "dependency_timeout"
+    default_detail = "The data store did not answer in time; please retry."
+
+
+@contextmanager
+def request_budget(seconds: float | None) -> Iterator[None]:
+    """Within this block every Firestore call must finish `seconds` from now."""
+    token = _deadline.set(None if seconds is None else time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def remaining_budget() -> float | None:
+    """Seconds left of the current request's budget (None: no budget); raises
+    DependencyTimeout once it is spent."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return None
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise DependencyTimeout()
+    return remaining
+
+
+class _CallDetails(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: Any
+    compression: Any
+
+
+def budgeted_firestore_client(project: str) -> firestore.Client:
+    client: firestore.Client = _client_class()(project=project)
+    return client
+
+
+@functools.cache
+def _client_class() -> Any:
+    """Built on first use: grpc and the Firestore library stay out of the functions'
+    import time (functions/main.py imports this module through commerce.http)."""
+    import grpc
+    from google.cloud import firestore
+    from google.cloud.firestore_v1.services.firestore import client as firestore_client
+    from google.cloud.firestore_v1.services.firestore.transports.grpc import (
+        FirestoreGrpcTransport,
+    )
+
+    class Details(_CallDetails, grpc.ClientCallDetails):  # type: ignore[misc]
+        pass
+
+    def within_budget(details: Any) -> Any:
+        remaining = remaining_budget()
+        if remaining is None:
+            return details
+        timeout = remaining if details.timeout is None else min(details.timeout, remaining)
+        return Details(
+            details.method,
+            timeout,
+            details.metadata,
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    class BudgetInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
+        def intercept_unary_unary(
+            self, continuation: Callable[..., Any], details: Any, request: Any
+        ) -> Any:
+            return continuation(within_budget(details), request)
+
+        def intercept_unary_stream(
+            self, continuation: Callable[..., Any], details: Any, request: Any
+        ) -> Any:
+            return continuation(within_budget(details), request)
+
+    interceptor = BudgetInterceptor()
+
+    class BudgetedTransport(FirestoreGrpcTransport):
+        @classmethod
+        def create_channel(cls, *args: Any, **kwargs: Any) -> Any:
+            return grpc.intercept_channel(super().create_channel(*args, **kwargs), interceptor)
+
+    class BudgetedClient(firestore.Client):
+        """`firestore.Client` whose gRPC channel (Google's or the emulator's) carries the
+        budget interceptor; the two hooks are the library's own channel factories."""
+
+        @property
+        def _firestore_api(self) -> Any:
+            return self._firestore_api_helper(
+                BudgetedTransport, firestore_client.FirestoreClient, firestore_client
+            )
+
+        def _emulator_channel(self, transport: Any) -> Any:
+            channel = super()._emulator_channel(transport)  # type: ignore[no-untyped-call]
+            return grpc.intercept_channel(channel, interceptor)
+
+    return BudgetedClient
