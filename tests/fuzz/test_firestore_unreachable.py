@@ -127,10 +127,10 @@ def test_download_answers_503(down):
 def test_the_license_api_answers_a_signed_503(down):
     _, _, seeds = down
     response = client("license_api").post(
-        "/validate", data=json.dumps({"key": seeds.key, "nonce": "n-1"}),
+        "/validate", data=json.dumps({"key": seeds.key, "nonce": "nonce-0123456789abcdef"}),
         content_type="application/json",
     )  # fmt: skip
     body = assert_unavailable(response)
     assert body["status"] == "UNAVAILABLE"
-    assert body["nonce"] == "n-1"
+    assert body["nonce"] == "nonce-0123456789abcdef"
     assert response.headers.get(SIGNATURE_HEADER)

@@ -93,7 +93,8 @@ def seeded_strings(seeds: Seeds) -> st.SearchStrategy[str]:
     return st.sampled_from(
         [seeds.key, seeds.token, seeds.session_id, seeds.job_id, seeds.payment_intent,
          "jane@example.com", "en", "de", "linux-x86_64", "1.0.0", "stable",
-         "fp-0123456789abcdef", "cs_test_a/b", "x" * 1600, "\u0000", "evt_1"]
+         "fp-0123456789abcdef", "nonce-0123456789abcdef", "cs_test_a/b", "x" * 1600,
+         "\u0000", "evt_1"]
     )  # fmt: skip
 
 
