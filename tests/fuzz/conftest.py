@@ -24,9 +24,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from hypothesis import HealthCheck, settings
 
+from commerce.adapters.artifacts import ArtifactStore
 from commerce.bootstrap import Container, use_container
 from commerce.clock import FixedClock
-from commerce.delivery.artifacts import ArtifactStore
 from commerce.domain.orders import OrderState
 from commerce.secrets import EnvSecrets
 from commerce.settings import Settings

@@ -1,4 +1,5 @@
-"""Firestore that accepts connections and never answers (a socket that holds them):
+"""Firestore that accepts connections and never answers (a socket that holds them), or
+one that refuses them (nothing listening, like a killed emulator):
 the webhook, order_status, download and the license API answer 503
 `dependency_timeout` instead of holding the request open (commerce.deadlines; the
 budget is REQUEST_BUDGET_SECONDS, 7 s by default, 1 s here to keep the test short).
@@ -27,9 +28,16 @@ from tests.support.emulators import FIRESTORE_ENV, TEST_PROJECT
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
 
 
-@pytest.fixture
-def black_hole() -> Iterator[str]:
-    """127.0.0.1:PORT that accepts every connection and never sends a byte."""
+@pytest.fixture(params=["silent", "refused"])
+def black_hole(request: pytest.FixtureRequest) -> Iterator[str]:
+    """127.0.0.1:PORT that accepts every connection and never sends a byte ("silent"),
+    or where nothing listens any more, like a killed emulator ("refused")."""
+    if request.param == "refused":
+        closed = socket.create_server(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()
+        yield f"127.0.0.1:{port}"
+        return
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(0.1)
     held: list[socket.socket] = []

@@ -348,3 +348,29 @@ def test_paths_the_router_answered_itself_now_reach_the_function(
     assert response.status_code not in (308, 500)
     assert response.mimetype == "application/json"
     check_answer(function, request, response)
+
+
+def test_over_real_http_a_newline_in_the_path_still_gets_a_signed_license_answer(
+    installed: Any,
+) -> None:
+    """The same through a real HTTP server and client (werkzeug's, on loopback), as the
+    load balancer forwards it: the percent-encoded newline is decoded into PATH_INFO."""
+    import threading
+
+    import requests
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, functions_framework.create_app("license_api", MAIN))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        for path in ("/validate%0A", "/%0d%0a", "/validate//"):
+            answer = requests.post(base + path, data=b"{}", timeout=30,
+                                   headers={"Content-Type": "application/json"})  # fmt: skip
+            assert answer.status_code < 500, path
+            assert answer.headers["Content-Type"].startswith("application/json"), path
+            assert answer.headers.get(SIGNATURE_HEADER), path
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
