@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from commerce.licensing.service import LicenseService
     from commerce.licensing.support import LicenseSupport
     from commerce.pseudonyms import Pseudonyms
+    from commerce.purchase.attention import OrderAttention
     from commerce.purchase.checkout import CheckoutService
     from commerce.purchase.fulfillment import Fulfillment
     from commerce.purchase.gateway import StripeGateway
@@ -210,6 +211,18 @@ class Container:
             storage=self.storage,
             ledger=self.ledger,
             email_queue=lambda: self.email_queue,  # built on first enqueue, after commit
+        )
+
+    @cached_property
+    def order_attention(self) -> OrderAttention:
+        from commerce.purchase.attention import OrderAttention
+
+        return OrderAttention(
+            storage=self.storage,
+            keys=self.keys,
+            auditor=self.auditor,
+            clock=self.clock,
+            email_queue=lambda: self.email_queue,
         )
 
     @cached_property

@@ -10,7 +10,7 @@ from __future__ import annotations
 from commerce.cli_support import OperatorTyper
 from commerce.delivery.cli import emails_app, release_app
 from commerce.licensing.cli import license_app
-from commerce.purchase.cli import reconcile
+from commerce.purchase.cli import orders_app, reconcile
 from commerce.rotation_cli import keys_app
 
 app = OperatorTyper(
@@ -26,4 +26,5 @@ app.add_typer(release_app, name="release")
 app.add_typer(emails_app, name="emails")
 app.add_typer(license_app, name="license")
 app.add_typer(keys_app, name="keys")
+app.add_typer(orders_app, name="orders")
 app.command("reconcile")(reconcile)

@@ -208,3 +208,24 @@ def test_the_sweeper_requeues_only_jobs_stuck_longer_than_the_threshold(
 
     assert sorted(container.email_worker.sweep()) == ["email_old", "email_sending"]
     assert sorted(job_id for job_id, _ in requeued.jobs) == ["email_old", "email_sending"]
+
+
+def test_a_stored_address_with_line_breaks_fails_the_job_as_invalid_not_internal(
+    container: Container, storage: MemoryStorage, purchase: Any
+) -> None:
+    """Records written before addresses were validated on arrival: the real SMTP
+    mailer refuses the recipient before connecting (port 9 would not answer)."""
+    from commerce.delivery.mailers import SmtpMailer
+
+    container.mailer = SmtpMailer("127.0.0.1", 9, timeout=1)  # type: ignore[misc]
+    bad = purchase.customer.model_copy(update={"email": "jane@example.com\r\nBcc: x@example.com"})
+    storage.run(lambda uow: uow.customers.put(bad))
+    put_job(storage, purchase)
+
+    assert container.email_worker.deliver("email_job_1").state == "failed"
+
+    job = job_in(storage)
+    assert job.state is EmailJobState.FAILED
+    assert job.last_error == "the recipient address is not valid"
+    assert job.attempts == 1
+    assert storage.audit_actions() == ["email.failed"]

@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
 from typing import Any, Protocol
 
+from commerce.domain.email_address import usable_address
 from commerce.logs import redact_text
 
 
@@ -48,17 +49,19 @@ class Mailer(Protocol):
 
 
 def check_address(address: str) -> str:
-    _, email = parseaddr(address)
-    local, _, domain = email.partition("@")
-    if not local or "." not in domain or any(c.isspace() for c in email) or email != email.strip():
+    """The recipient as the shop's validator normalizes it (`domain.email_address`);
+    an unusable one (CR/LF, no domain...) is a permanent failure with that reason,
+    never an error from the MIME layer."""
+    usable = usable_address(address)
+    if usable is None:
         raise MailPermanent("the recipient address is not valid")
-    return email
+    return usable
 
 
 def to_mime(message: OutgoingEmail) -> EmailMessage:
     mime = EmailMessage()
     mime["From"] = message.sender
-    mime["To"] = message.to
+    mime["To"] = check_address(message.to)
     mime["Subject"] = message.subject
     if message.reply_to:
         mime["Reply-To"] = message.reply_to
@@ -78,8 +81,7 @@ class SmtpMailer:
     def send(self, message: OutgoingEmail) -> str:
         import smtplib  # only the worker that sends loads it (not the sweeper)
 
-        check_address(message.to)
-        mime = to_mime(message)
+        mime = to_mime(message)  # checks the recipient first
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
                 smtp.send_message(mime)

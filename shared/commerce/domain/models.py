@@ -9,6 +9,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from commerce.domain.email_address import usable_address
 from commerce.domain.ids import derived_id as derived_id  # re-exported
 from commerce.domain.orders import OrderState, is_entitled
 
@@ -20,10 +21,13 @@ class Document(BaseModel):
 
 
 def mask_email(email: str) -> str:
-    """`jane@example.com` -> `j***@example.com` (for pages and support views)."""
-    local, _, domain = email.partition("@")
-    if not domain:
+    """`jane@example.com` -> `j***@example.com` (for pages and support views). Never
+    a control character: callers mask validated addresses, and anything else is
+    masked to `***`."""
+    address = usable_address(email)
+    if address is None:
         return "***"
+    local, _, domain = address.partition("@")
     return f"{local[:1]}***@{domain}"
 
 
@@ -68,6 +72,9 @@ class Order(Document):
     channel: str = "stable"
     livemode: bool = False
     last_event_id: str | None = None
+    # Why a person must look at this order (`domain.email_address.AddressProblem`
+    # values: paid, fulfilled, but no usable e-mail address); None when nothing is due.
+    needs_attention: str | None = None
 
     @classmethod
     def from_session(
@@ -108,7 +115,7 @@ class Order(Document):
 def session_facts(session: CheckoutFacts) -> dict[str, Any]:
     """The fields an order takes from its Checkout Session."""
     return {
-        "email_masked": mask_email(session.email) if session.email else None,
+        "email_masked": mask_email(email) if (email := usable_address(session.email)) else None,
         "amount_total": session.amount_total,
         "currency": session.currency,
         "locale": session.locale,

@@ -1,4 +1,5 @@
-"""`commerce reconcile`: fulfil paid Checkout Sessions whose webhook was missed.
+"""`commerce reconcile`: fulfil paid Checkout Sessions whose webhook was missed;
+`commerce orders ...`: orders that need a person (no usable buyer e-mail).
 
 Runs against the running `make dev` stack, or whatever the environment configures
 (Google Cloud with default credentials and the live Stripe key); see
@@ -11,7 +12,18 @@ from typing import Annotated
 
 import typer
 
-from commerce.cli_support import ExitCode, Yes, confirm, container, fail, print_json
+from commerce.cli_support import (
+    ExitCode,
+    OperatorTyper,
+    Yes,
+    confirm,
+    container,
+    fail,
+    print_json,
+    print_table,
+    table,
+    text,
+)
 from commerce.errors import CommerceError
 
 
@@ -48,3 +60,70 @@ def reconcile(
             typer.echo(f"  repaired {session_id}")
     if report.failed:
         raise typer.Exit(code=ExitCode.FAILED)
+
+
+orders_app = OperatorTyper(
+    help="Orders that need a person (no usable buyer e-mail).", no_args_is_help=True
+)
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
+
+
+@orders_app.command("attention")
+def attention(as_json: AsJson = False) -> None:
+    """Paid, fulfilled orders without a usable e-mail address (newest first)."""
+    orders = container().order_attention.pending()
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": order.id,
+                    "state": order.state.value,
+                    "needs_attention": order.needs_attention,
+                    "license_id": order.license_id,
+                    "amount_total": order.amount_total,
+                    "currency": order.currency,
+                    "created_at": order.created_at.isoformat(),
+                    "updated_at": order.updated_at.isoformat(),
+                }
+                for order in orders
+            ]
+        )
+        return
+    if not orders:
+        typer.echo("no orders need attention")
+        return
+    grid = table("order", "reason", "state", "license", "amount", "created (UTC)")
+    for order in orders:
+        amount = (
+            f"{order.amount_total / 100:.2f} {(order.currency or '').upper()}"
+            if order.amount_total is not None
+            else "-"
+        )
+        grid.add_row(
+            text(order.id),
+            text(order.needs_attention or ""),
+            order.state.value,
+            text(order.license_id or "-"),
+            amount,
+            f"{order.created_at:%Y-%m-%d %H:%M}",
+        )
+    print_table(grid)
+
+
+@orders_app.command("set-email")
+def set_email(
+    order_id: Annotated[str, typer.Argument(help="The order's id (see `orders attention`)")],
+    email: Annotated[str, typer.Argument(help="The buyer's e-mail address")],
+    yes: Annotated[bool, Yes] = False,
+) -> None:
+    """Set the buyer's address of a flagged order and send its e-mail (once)."""
+    built = container()
+    confirm(built, f"Set the e-mail address of order {order_id} and send its e-mail", yes=yes)
+    try:
+        done = built.order_attention.set_email(order_id, email)
+    except CommerceError as error:
+        fail(error)
+    queued = "queued" if done.enqueued else "saved (the sweeper will queue it)"
+    typer.echo(
+        f"{done.order_id}: address {done.email_masked} set; e-mail {done.email_job_id} {queued}"
+    )

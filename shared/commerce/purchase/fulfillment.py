@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from commerce.clock import Clock
+from commerce.domain.email_address import check_address
 from commerce.domain.ids import fulfillment_job_id as fulfillment_job_id  # re-exported
 from commerce.domain.ids import fulfillment_token_id as fulfillment_token_id  # re-exported
 from commerce.domain.ids import license_id_for as license_id_for  # re-exported
@@ -122,7 +123,8 @@ class Fulfillment:
         """Issue the license, download grant and e-mail job for a paid session, once."""
         session_id = session.id
         license_id = license_id_for(session_id)
-        customer_id = self.keys.customer_id_for(session.email) if session.email else None
+        address = check_address(session.email)  # validated on arrival (flagged if unusable)
+        customer_id = self.keys.customer_id_for(address.address) if address.address else None
 
         def reads(uow: UnitOfWork) -> list[Key[Any]]:
             keys: list[Key[Any]] = [uow.orders.key(session_id), uow.licenses.key(license_id)]
@@ -147,7 +149,9 @@ class Fulfillment:
                 order is not None and order.state in (OrderState.FULFILLED, OrderState.DISPUTED)
             ):
                 return Change(Outcome.ALREADY_FULFILLED, session_id)
-            return self._issue(uow, now, session, order, customer, customer_id, event_id)
+            return self._issue(
+                uow, now, session, order, customer, customer_id, event_id, address.address
+            )
 
         with self._session_locks.turn(session_id):
             change = self._apply(ledger_id, event_type, decide, reads)
@@ -167,8 +171,10 @@ class Fulfillment:
         customer: Customer | None,
         customer_id: str | None,
         event_id: str | None,
+        email: str | None,
     ) -> Change:
         session_id = session.id
+        problem = check_address(session.email).problem
         license_id = license_id_for(session_id)
         state = order.state if order is not None else None
         if state is not OrderState.PAID:
@@ -200,13 +206,14 @@ class Fulfillment:
                 product_id=self.settings.product_id,
                 channel=DEFAULT_CHANNEL,
                 last_event_id=event_id,
+                needs_attention=problem.value if problem else None,
             )
         )
-        if customer_id is not None and session.email is not None:
+        if customer_id is not None and email is not None:
             if customer is None:
                 customer = Customer(
                     id=customer_id,
-                    email=normalize_email(session.email),
+                    email=normalize_email(email),
                     created_at=now,
                     updated_at=now,
                     locale=session.locale,
@@ -252,10 +259,19 @@ class Fulfillment:
                     locale=session.locale,
                 )
             )
-        else:
-            _log.warning(
-                "paid session without an e-mail address: no e-mail job",
-                extra={"event": "fulfillment.no_email", "order_id": session_id},
+        elif problem is not None:
+            # Fulfilled all the same; support sets the address (`commerce orders set-email`).
+            self.auditor.record(
+                "order.needs_attention", uow=uow, order_id=session_id, event_id=event_id,
+                reason=problem.value,
+            )  # fmt: skip
+            _log.error(
+                "paid session without a usable e-mail address: no e-mail until support sets one",
+                extra={
+                    "event": "fulfillment.email_unusable",
+                    "order_id": session_id,
+                    "reason": problem.value,
+                },
             )
         self.auditor.record(
             "order.fulfilled",

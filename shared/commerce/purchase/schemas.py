@@ -3,7 +3,6 @@ and the reports services hand back to the entry points. Pure: no SDK imports."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -11,12 +10,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
+from commerce.domain.email_address import check_address
 from commerce.errors import ConfigurationError, InvalidRequest, UpstreamError
 
 LOCALES = ("en", "de")
 Locale = Literal["en", "de"]
-# Deliberately simple: one @, no spaces, a dot in the domain. Stripe validates again.
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 _REF = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
 # A per-click random id from the storefront: 16 random bytes base64url-encoded are 22
 # characters; anything shorter could be guessed or shared, anything longer is not ours.
@@ -41,9 +39,10 @@ class CheckoutRequest(BaseModel):
     def _email_shape(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        if not _EMAIL.match(value):
+        checked = check_address(value)  # the same rule as on arrival from Stripe
+        if checked.address is None:
             raise ValueError("not a valid e-mail address")
-        return value
+        return checked.address
 
 
 class ReconcileRequest(BaseModel):

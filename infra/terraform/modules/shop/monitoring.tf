@@ -20,6 +20,11 @@ locals {
       description  = "E-mail jobs that exhausted their retries."
       extra_filter = ""
     }
+    orders_without_email = {
+      event        = "fulfillment.email_unusable"
+      description  = "Paid orders fulfilled without a usable buyer e-mail address (support must set one)."
+      extra_filter = ""
+    }
     reconcile_repairs = {
       event        = "reconcile.repaired"
       description  = "Paid orders the reconciliation found unfulfilled and repaired (a missed webhook)."
