@@ -66,4 +66,5 @@ def new_email_job(
         locale=locale,
         created_at=now,
         updated_at=now,
+        next_attempt_at=now,  # due at once; the sweeper's clock starts here
     )

@@ -76,7 +76,9 @@ class Settings(BaseSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     sendgrid_api_host: str = ""  # empty = SendGrid itself; tests point it at a fake
-    email_max_attempts: int = Field(default=8, ge=1, le=100)
+    # About 2 h 10 min of retries on the schedule of commerce.domain.email_retry
+    # (5, 10, 20, then every 40 s), after which the job is dead.
+    email_max_attempts: int = Field(default=200, ge=1, le=1000)
     email_sweep_after_seconds: int = Field(default=300, ge=10)
 
     # Downloads and licensing

@@ -136,6 +136,18 @@ class SmtpSink:
     refuse_code: str = "451 4.3.0 Try again later"
     refused: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    controller: Controller | None = None
+
+    def start(self) -> None:
+        """Listen on `port` (again: an outage ends)."""
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        """Stop listening: connections are refused, as when the provider is down."""
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         with self.lock:
@@ -153,9 +165,8 @@ class SmtpSink:
 @pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:
     sink = SmtpSink(port=free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
-    controller.start()
+    sink.start()
     try:
         yield sink
     finally:
-        controller.stop()
+        sink.stop()

@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -178,18 +179,27 @@ def test_concurrent_duplicate_deliveries_send_once(
     assert results.count("sent") >= 1
 
 
-def test_provider_deferral_returns_the_job_and_asks_for_a_retry(
+def test_provider_deferral_returns_the_job_and_schedules_its_retry(
     smtp_container: Container, smtp_sink: SmtpSink, release: Release, bought: Bought
 ) -> None:
+    scheduled: list[tuple[str, datetime | None]] = []
+
+    class Recorder:
+        def enqueue(self, job_id: str, *, attempt: int = 0, at: datetime | None = None) -> None:
+            scheduled.append((job_id, at))
+
+    smtp_container.__dict__["email_queue"] = Recorder()
     smtp_container.email_jobs.put(pending_job(bought))
     smtp_sink.refuse_next = 1
 
-    with pytest.raises(TransientFailure) as caught:
-        smtp_container.email_worker.deliver("email_job_1")
-    assert caught.value.status == 503
+    assert smtp_container.email_worker.deliver("email_job_1").state == "pending"
     job = smtp_container.email_jobs.get("email_job_1")
     assert job is not None
     assert (job.state, job.attempts) == (EmailJobState.PENDING, 1)
+    assert job.last_error is not None
+    assert "451" in job.last_error
+    assert scheduled == [("email_job_1", job.next_attempt_at)]
+    assert job.next_attempt_at == smtp_container.clock.now() + timedelta(seconds=5)
 
     assert smtp_container.email_worker.deliver("email_job_1", task_retry_count=1).sent_now
     assert len(smtp_sink.messages) == 1
@@ -267,7 +277,7 @@ def test_resend_revives_a_dead_job_with_a_fresh_task_name(
     queued: list[tuple[str, int]] = []
 
     class Recorder:
-        def enqueue(self, job_id: str, *, attempt: int = 0) -> None:
+        def enqueue(self, job_id: str, *, attempt: int = 0, at: datetime | None = None) -> None:
             queued.append((job_id, attempt))
 
     smtp_container.__dict__["email_queue"] = Recorder()
@@ -285,7 +295,7 @@ def test_sweeper_requeues_only_jobs_stuck_longer_than_the_threshold(
     queued: list[str] = []
 
     class Recorder:
-        def enqueue(self, job_id: str, *, attempt: int = 0) -> None:
+        def enqueue(self, job_id: str, *, attempt: int = 0, at: datetime | None = None) -> None:
             queued.append(job_id)
 
     smtp_container.__dict__["email_queue"] = Recorder()

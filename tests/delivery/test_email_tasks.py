@@ -4,18 +4,24 @@ does not de-duplicate, so these show the worker's own guarantees."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from functions_framework import create_app
+from typer.testing import CliRunner
 from werkzeug.serving import make_server
 
 from commerce.adapters.artifacts import ArtifactStore
 from commerce.bootstrap import Container, use_container
+from commerce.cli import app
 from commerce.delivery.mailers import SmtpMailer
+from commerce.domain import email_retry
 from commerce.domain.models import EmailJobState
 from commerce.domain.releases import Release
 from commerce.secrets import EnvSecrets
@@ -109,3 +115,92 @@ def test_sweeper_recovers_a_job_whose_enqueue_never_happened(
 
     wait_for_state(worker_container, "email_job_1", {EmailJobState.SENT})
     assert len(smtp_sink.messages) == 1
+
+
+def test_after_an_smtp_outage_the_waiting_email_goes_out_once_at_its_scheduled_retry(
+    worker_container: Container, smtp_sink: SmtpSink, release: Release, bought: Bought
+) -> None:
+    """The sink is down for the first attempt: the worker records the error and the next
+    attempt, queues a task for that moment (the emulator honours schedule times), and
+    `commerce emails pending` shows the job; the sink comes back and that task sends
+    the e-mail, once. The clock is the wall clock's now, so the emulator waits for it."""
+    worker_container.clock.set(datetime.now(UTC))  # type: ignore[attr-defined]
+    smtp_sink.stop()
+    worker_container.email_jobs.put(pending_job(bought))
+
+    worker_container.email_queue.enqueue("email_job_1")
+
+    waiting = wait_for(
+        lambda: (
+            (job := worker_container.email_jobs.get("email_job_1")) is not None
+            and job.attempts == 1
+            and job.state is EmailJobState.PENDING
+            and job
+        ),
+        "the first attempt deferred",
+    )
+    assert waiting.last_error == "SMTP unavailable: ConnectionRefusedError"
+    assert waiting.next_attempt_at == worker_container.clock.now() + timedelta(seconds=5)
+    listed = CliRunner().invoke(app, ["emails", "pending", "--json"])
+    assert listed.exit_code == 0, listed.output
+    [row] = json.loads(listed.stdout)
+    assert (row["id"], row["state"], row["attempts"]) == ("email_job_1", "pending", 1)
+    assert row["last_error"] == "SMTP unavailable: ConnectionRefusedError"
+    assert row["next_attempt_at"] == waiting.next_attempt_at.isoformat()
+
+    smtp_sink.start()
+
+    assert wait_for_state(worker_container, "email_job_1", {EmailJobState.SENT}) is (
+        EmailJobState.SENT
+    )
+    time.sleep(1.0)  # let any stray redelivery arrive before counting
+    assert len(smtp_sink.messages) == 1
+    job = worker_container.email_jobs.get("email_job_1")
+    assert job is not None
+    assert job.attempts == 2
+
+
+def test_after_an_smtp_outage_the_sweeper_sends_a_job_whose_retry_task_was_lost(
+    worker_container: Container, smtp_sink: SmtpSink, release: Release, bought: Bought
+) -> None:
+    """Deliveries fail while the sink is down and their retry tasks cannot be queued
+    (the worker answers 503); once the sink is back and the retry is overdue, the
+    `email_sweeper` function queues the job and the e-mail goes out once."""
+
+    class RetriesLost:
+        def enqueue(self, job_id: str, *, attempt: int = 0, at: datetime | None = None) -> None:
+            raise ConnectionError("tasks queue unreachable")
+
+    real_queue = worker_container.email_queue
+    worker_container.__dict__["email_queue"] = RetriesLost()
+    smtp_sink.stop()
+    worker_container.email_jobs.put(pending_job(bought))
+    send_email = create_app("send_email", MAIN).test_client()
+    for _ in range(2):
+        assert send_email.post("/", json={"job_id": "email_job_1"}).status_code == 503
+    job = worker_container.email_jobs.get("email_job_1")
+    assert job is not None
+    assert (job.state, job.attempts) == (EmailJobState.PENDING, 2)
+    assert job.next_attempt_at is not None
+    worker_container.__dict__["email_queue"] = real_queue
+    sweeper = create_app("email_sweeper", MAIN).test_client()
+    assert sweeper.post("/", json={"trigger": "scheduler"}).get_json() == {"requeued": 0}
+
+    smtp_sink.start()
+    worker_container.clock.set(job.next_attempt_at + email_retry.OVERDUE + timedelta(seconds=1))  # type: ignore[attr-defined]
+    assert sweeper.post("/", json={"trigger": "scheduler"}).get_json() == {"requeued": 1}
+
+    wait_for_state(worker_container, "email_job_1", {EmailJobState.SENT})
+    time.sleep(1.0)
+    assert len(smtp_sink.messages) == 1
+    assert sweeper.post("/", json={"trigger": "scheduler"}).get_json() == {"requeued": 0}
+
+
+def wait_for(condition: Any, what: str) -> Any:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")

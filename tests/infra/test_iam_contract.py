@@ -119,10 +119,12 @@ def stripe_double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Double]:
 
 @dataclass
 class FakeSendGrid:
-    """Accepts v3 mail/send like SendGrid and keeps the plain-text bodies."""
+    """Accepts v3 mail/send like SendGrid and keeps the plain-text bodies; answers 503
+    to the next `unavailable` requests (a provider outage)."""
 
     port: int = 0
     texts: list[tuple[str, str]] = field(default_factory=list)  # (to, text)
+    unavailable: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def to(self, address: str) -> list[str]:
@@ -137,6 +139,14 @@ def sendgrid() -> Iterator[FakeSendGrid]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            with fake.lock:
+                refuse = fake.unavailable > 0
+                fake.unavailable -= 1 if refuse else 0
+            if refuse:
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             to = body["personalizations"][0]["to"][0]["email"]
             text = next(c["value"] for c in body["content"] if c["type"] == "text/plain")
             with fake.lock:
@@ -329,7 +339,9 @@ def _drive(
             return client.open(path, method=method, **kwargs)
 
     origin = {"Origin": STOREFRONT}
-    # checkout -> paid -> stripe_webhook fulfils -> task -> send_email -> SendGrid
+    # checkout -> paid -> stripe_webhook fulfils -> task -> send_email -> SendGrid (down
+    # at first: send_email queues the e-mail's retry, a task at its next attempt)
+    sendgrid.unavailable = 1
     first = call("checkout", "POST", "/", json={"email": "ada@example.com"}, headers=origin)
     assert first.status_code == 200, first.get_data(as_text=True)
     second = call("checkout", "POST", "/", json={"email": "bob@example.com"}, headers=origin)
@@ -448,7 +460,7 @@ def test_the_record_holds_what_each_function_is_known_to_do(observed: Observed) 
     for name in ("checkout", "order_status", "resend_links", "download", "license_api"):
         assert ("secrets.access", "pseudonym-key") in ops[name], name
     # enqueuers create tasks carrying the invoker's identity
-    for name in ("stripe_webhook", "resend_links", "reconcile", "email_sweeper"):
+    for name in ("stripe_webhook", "resend_links", "reconcile", "email_sweeper", "send_email"):
         assert ("tasks.create", emu.TEST_TASKS_QUEUE) in ops[name], name
         assert ("iam.act_as", TASKS_INVOKER) in ops[name], name
     # license_api: the pepper and the signing key, no derivation secret, no task

@@ -4,6 +4,7 @@ queue for real: tests/delivery, on the emulators)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from commerce.bootstrap import Container
 from commerce.clock import FixedClock
 from commerce.delivery.email_worker import EmailJobUnknown
 from commerce.delivery.mailers import MailPermanent, MailTransient, OutgoingEmail
+from commerce.domain import email_retry
 from commerce.domain.models import EmailJob, EmailJobState
 from commerce.domain.orders import OrderState
 from commerce.errors import Conflict, TransientFailure
@@ -35,11 +37,19 @@ class Mailer:
 
 
 class Requeued:
+    """The queue: records (job id, attempt) and each task's schedule time; `fail`
+    makes enqueueing raise."""
+
     def __init__(self) -> None:
         self.jobs: list[tuple[str, int]] = []
+        self.at: list[datetime | None] = []
+        self.fail = False
 
-    def enqueue(self, job_id: str, *, attempt: int = 0) -> None:
+    def enqueue(self, job_id: str, *, attempt: int = 0, at: datetime | None = None) -> None:
+        if self.fail:
+            raise ConnectionError("tasks queue unreachable")
         self.jobs.append((job_id, attempt))
+        self.at.append(at)
 
 
 class NoReleases:
@@ -114,19 +124,74 @@ def test_a_job_is_sent_once_with_key_and_link_however_often_the_task_comes(
     assert storage.audit_actions() == ["email.sent"]
 
 
-def test_a_deferral_gives_the_job_back_and_asks_for_a_retry(
-    container: Container, storage: MemoryStorage, mailer: Mailer, purchase: Any
+def test_a_deferral_gives_the_job_back_and_schedules_its_retry(
+    container: Container,
+    storage: MemoryStorage,
+    mailer: Mailer,
+    purchase: Any,
+    requeued: Requeued,
+    clock: FixedClock,
+) -> None:
+    put_job(storage, purchase)
+    mailer.refuse = [MailTransient("451 try later"), MailTransient("SMTP unavailable")]
+
+    assert container.email_worker.deliver("email_job_1").state == "pending"
+    job = job_in(storage)
+    assert (job.state, job.attempts, job.last_error) == (EmailJobState.PENDING, 1, "451 try later")
+    first_due = clock.now() + timedelta(seconds=5)
+    assert job.next_attempt_at == first_due
+    assert requeued.jobs == [("email_job_1", int(first_due.timestamp()))]
+    assert requeued.at == [first_due]
+
+    clock.advance(seconds=5)
+    assert container.email_worker.deliver("email_job_1").state == "pending"
+    second_due = clock.now() + timedelta(seconds=10)
+    assert job_in(storage).next_attempt_at == second_due
+    assert requeued.at == [first_due, second_due]
+
+    clock.advance(seconds=10)
+    assert container.email_worker.deliver("email_job_1").sent_now
+    assert len(mailer.sent) == 1
+    assert job_in(storage).next_attempt_at is None
+
+
+def test_a_retry_that_cannot_be_scheduled_asks_the_queue_to_retry_the_task(
+    container: Container, storage: MemoryStorage, mailer: Mailer, purchase: Any, requeued: Requeued
 ) -> None:
     put_job(storage, purchase)
     mailer.refuse = [MailTransient("451 try later")]
+    requeued.fail = True
 
     with pytest.raises(TransientFailure):
         container.email_worker.deliver("email_job_1")
-    job = job_in(storage)
-    assert (job.state, job.attempts, job.last_error) == (EmailJobState.PENDING, 1, "451 try later")
+    assert job_in(storage).state is EmailJobState.PENDING
 
     assert container.email_worker.deliver("email_job_1", task_retry_count=1).sent_now
     assert len(mailer.sent) == 1
+
+
+def test_waiting_jobs_are_listed_with_last_error_and_next_attempt_soonest_first(
+    container: Container,
+    storage: MemoryStorage,
+    mailer: Mailer,
+    purchase: Any,
+    requeued: Requeued,
+    clock: FixedClock,
+) -> None:
+    put_job(storage, purchase, id="email_a", attempts=3, state=EmailJobState.SENDING)
+    mailer.refuse = [MailTransient("SMTP unavailable: ConnectionRefusedError")]
+    put_job(storage, purchase, id="email_b")
+    container.email_worker.deliver("email_b")
+    put_job(storage, purchase, id="email_c", state=EmailJobState.SENT)
+
+    waiting = container.email_worker.waiting()
+
+    assert [(job.id, job.state) for job in waiting] == [
+        ("email_a", EmailJobState.SENDING),
+        ("email_b", EmailJobState.PENDING),
+    ]
+    assert waiting[1].last_error == "SMTP unavailable: ConnectionRefusedError"
+    assert waiting[1].next_attempt_at == clock.now() + timedelta(seconds=5)
 
 
 def test_a_permanent_rejection_fails_the_job_and_audits_it(
@@ -191,6 +256,34 @@ def test_resend_revives_a_dead_job_and_refuses_a_sent_one_unless_forced(
     with pytest.raises(EmailJobUnknown):
         container.email_worker.resend("email_nope")
     assert storage.audit_actions() == ["email.resent", "email.resent"]
+
+
+def test_the_sweeper_queues_a_deferred_job_once_its_retry_is_overdue(
+    container: Container,
+    storage: MemoryStorage,
+    mailer: Mailer,
+    purchase: Any,
+    requeued: Requeued,
+    clock: FixedClock,
+) -> None:
+    """The retry task was lost: the sweeper brings the e-mail out after the due time
+    plus the overdue margin, not before."""
+    put_job(storage, purchase)
+    mailer.refuse = [MailTransient("451 try later")]
+    container.email_worker.deliver("email_job_1")
+    due = job_in(storage).next_attempt_at
+    assert due is not None
+    requeued.jobs.clear()
+
+    clock.set(due + email_retry.OVERDUE)
+    assert container.email_worker.sweep() == []
+    clock.advance(seconds=1)
+    assert container.email_worker.sweep() == ["email_job_1"]
+    assert [job_id for job_id, _ in requeued.jobs] == ["email_job_1"]
+
+    assert container.email_worker.deliver("email_job_1").sent_now
+    assert container.email_worker.sweep() == []
+    assert len(mailer.sent) == 1
 
 
 def test_the_sweeper_requeues_only_jobs_stuck_longer_than_the_threshold(

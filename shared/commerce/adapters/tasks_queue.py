@@ -21,6 +21,7 @@ import hashlib
 import json
 import re
 import threading
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from commerce.email_queue import ResendTask
@@ -78,8 +79,13 @@ class CloudTasksEmailQueue:
         s = self.settings
         return f"projects/{s.gcp_project}/locations/{s.tasks_location}/queues/{s.tasks_queue}"
 
-    def build_task(self, job_id: str, attempt: int = 0) -> dict[str, Any]:
-        return self._task(task_id_for(job_id, attempt), task_body(job_id))
+    def build_task(
+        self, job_id: str, attempt: int = 0, at: datetime | None = None
+    ) -> dict[str, Any]:
+        task = self._task(task_id_for(job_id, attempt), task_body(job_id))
+        if at is not None:  # a scheduled retry: Cloud Tasks (and the emulator) wait
+            task["schedule_time"] = at
+        return task
 
     def build_resend_task(self, task: ResendTask) -> dict[str, Any]:
         return self._task(resend_task_id(task), resend_task_body(task))
@@ -105,10 +111,10 @@ class CloudTasksEmailQueue:
             }
         return {"name": f"{self.queue_path}/tasks/{task_id}", "http_request": http_request}
 
-    def enqueue(self, job_id: str, *, attempt: int = 0) -> None:
+    def enqueue(self, job_id: str, *, attempt: int = 0, at: datetime | None = None) -> None:
         from google.api_core import exceptions as gexc
 
-        task = self.build_task(job_id, attempt)
+        task = self.build_task(job_id, attempt, at)
         try:
             self.client.create_task(
                 request={"parent": self.queue_path, "task": task}, timeout=ENQUEUE_TIMEOUT_SECONDS
@@ -122,7 +128,12 @@ class CloudTasksEmailQueue:
             return
         _log.info(
             "e-mail task queued",
-            extra={"event": "email.enqueued", "job_id": job_id, "attempt": attempt},
+            extra={
+                "event": "email.enqueued",
+                "job_id": job_id,
+                "attempt": attempt,
+                "at": at.isoformat() if at else None,
+            },
         )
 
     def enqueue_resend(self, task: ResendTask) -> None:

@@ -6,6 +6,7 @@ They run against the running `make dev` stack, or whatever the environment confi
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -191,6 +192,57 @@ def failed(as_json: AsJson = False) -> None:
             text(job.last_error or ""),
         )
     print_table(grid)
+
+
+@emails_app.command("pending")
+def pending(as_json: AsJson = False) -> None:
+    """E-mail jobs not delivered yet (waiting for a retry, or sending now), with the
+    last error and the next attempt, soonest first."""
+    built = container()
+    jobs = built.email_worker.waiting()
+    now = built.clock.now()
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": job.id,
+                    "state": job.state.value,
+                    "kind": job.kind.value,
+                    "attempts": job.attempts,
+                    "last_error": job.last_error,
+                    "next_attempt_at": job.next_attempt_at.isoformat()
+                    if job.next_attempt_at
+                    else None,
+                    "updated_at": job.updated_at.isoformat(),
+                }
+                for job in jobs
+            ]
+        )
+        return
+    if not jobs:
+        typer.echo("no e-mails waiting")
+        return
+    grid = table("job", "state", "kind", "attempts", "next attempt (UTC)", "last error")
+    for job in jobs:
+        grid.add_row(
+            text(job.id),
+            job.state.value,
+            job.kind.value,
+            str(job.attempts),
+            _next_attempt(job.state.value, job.next_attempt_at, now),
+            text(job.last_error or ""),
+        )
+    print_table(grid)
+
+
+def _next_attempt(state: str, due: datetime | None, now: datetime) -> str:
+    if state == "sending":
+        return "in progress"
+    if due is None:
+        return "unknown (the sweeper queues it)"
+    seconds = int((due - now).total_seconds())
+    when = f"{due:%Y-%m-%d %H:%M:%S}"
+    return f"{when} (in {seconds} s)" if seconds >= 0 else f"{when} (overdue {-seconds} s)"
 
 
 @emails_app.command("resend")

@@ -10,19 +10,25 @@ crash between the provider accepting the message and the `sent` write; the sweep
 then re-sends after `email_sweep_after_seconds` (a duplicate e-mail beats a missing
 one; documented in docs/email.md).
 
-Answers: 2xx when the job needs no further delivery (sent, failed, dead, in
-progress elsewhere, unknown); TransientFailure (503) when Cloud Tasks should retry.
+Retries are scheduled by the worker: after a transient failure the job goes back to
+pending with its next attempt (`commerce.domain.email_retry`), and a task for that
+time is queued before the answer. The sweeper queues jobs whose task was lost.
+
+Answers: 2xx when this task needs no further delivery (sent, failed, dead, in
+progress elsewhere, unknown, or a retry scheduled); TransientFailure (503) when Cloud
+Tasks should retry this task itself (the retry could not be scheduled, or the job
+could not be claimed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from commerce.delivery.mailers import Mailer, MailPermanent, MailTransient, OutgoingEmail
-from commerce.domain import email_jobs
+from commerce.domain import email_jobs, email_retry
 from commerce.domain.email_jobs import FINISHED
 from commerce.domain.models import EmailJob, EmailJobState
 from commerce.domain.releases import latest
@@ -42,9 +48,10 @@ _log = get_logger("commerce.delivery.email")
 
 
 class Requeue(Protocol):
-    """The e-mail queue as the sweeper uses it: a new `attempt` gives a new task name."""
+    """The e-mail queue as the worker and the sweeper use it: a new `attempt` gives a
+    new task name; `at` delays the task until then."""
 
-    def enqueue(self, job_id: str, *, attempt: int = 0) -> None: ...
+    def enqueue(self, job_id: str, *, attempt: int = 0, at: datetime | None = None) -> None: ...
 
 
 class EmailJobUnknown(NotFound):
@@ -201,13 +208,35 @@ class EmailWorker:
             return EmailJobState.PENDING.value
 
         state = self.storage.run(record)
-        if state == EmailJobState.PENDING.value:
+        if state != EmailJobState.PENDING.value:
+            return DeliveryResult(job.id, state)
+        due = self.clock.now() + email_retry.delay(job.attempts)
+        _log.warning(
+            "e-mail delivery deferred",
+            extra={
+                "event": "email.retry",
+                "job_id": job.id,
+                "attempts": job.attempts,
+                "next_attempt_at": due.isoformat(),
+                "reason": reason[:300],
+            },
+        )
+        try:
+            # A new task name per scheduled attempt (unix time of its due moment).
+            self._queue().enqueue(job.id, attempt=int(due.timestamp()), at=due)
+        except Exception as exc:
             _log.warning(
-                "e-mail delivery deferred",
-                extra={"event": "email.retry", "job_id": job.id, "attempts": job.attempts},
+                "e-mail retry not scheduled; the queue retries this task",
+                extra={
+                    "event": "email.retry_not_scheduled",
+                    "job_id": job.id,
+                    "error_type": type(exc).__name__,
+                },
             )
-            raise TransientFailure("the mail provider is unavailable; the task will be retried")
-        return DeliveryResult(job.id, state)
+            raise TransientFailure(
+                "the mail provider is unavailable; the task will be retried"
+            ) from None
+        return DeliveryResult(job.id, EmailJobState.PENDING.value)
 
     # -- the message ----------------------------------------------------------------
     def compose(self, job: EmailJob) -> OutgoingEmail:
@@ -313,16 +342,33 @@ class EmailWorker:
 
     # -- sweeper and operator commands ------------------------------------------------
     def sweep(self) -> list[str]:
-        """Re-enqueue jobs left pending (enqueue failed) or sending (worker died)."""
-        cutoff = self.clock.now() - self.stale_after
+        """Re-enqueue jobs left pending past their due time (their task was lost or
+        never queued) or sending too long (their worker died)."""
+        now = self.clock.now()
+        overdue = now - email_retry.OVERDUE
         with self.storage.batch() as uow:
-            stale = [
-                job
-                for state in (EmailJobState.PENDING, EmailJobState.SENDING)
-                for job in uow.email_jobs.query(
-                    ("state", "==", state), ("updated_at", "<", cutoff), limit=500
-                )
+            found = [
+                *uow.email_jobs.query(
+                    ("state", "==", EmailJobState.PENDING),
+                    ("next_attempt_at", "<", overdue),
+                    limit=500,
+                ),
+                # Jobs written before due times were recorded carry none.
+                *uow.email_jobs.query(
+                    ("state", "==", EmailJobState.PENDING),
+                    ("updated_at", "<", overdue),
+                    limit=500,
+                ),
+                *uow.email_jobs.query(
+                    ("state", "==", EmailJobState.SENDING),
+                    ("updated_at", "<", now - self.stale_after),
+                    limit=500,
+                ),
             ]
+        stale = [
+            job for job in found if email_jobs.is_stale(job, now, sending_after=self.stale_after)
+        ]
+        stale = list({job.id: job for job in stale}.values())
         requeued = []
         for job in stale:
             if self._requeue(job.id, only_if_stale=True):
@@ -346,6 +392,17 @@ class EmailWorker:
         assert refreshed is not None
         return refreshed
 
+    def waiting(self) -> list[EmailJob]:
+        """Jobs not delivered yet (pending, or sending now), the soonest due first:
+        what an outage holds back, with each job's last error and next attempt."""
+        with self.storage.batch() as uow:
+            jobs = [
+                job
+                for state in (EmailJobState.PENDING, EmailJobState.SENDING)
+                for job in uow.email_jobs.where("state", "==", state, limit=500)
+            ]
+        return sorted(jobs, key=lambda job: job.next_attempt_at or job.updated_at)
+
     def failed(self) -> list[EmailJob]:
         with self.storage.batch() as uow:
             jobs = [
@@ -361,13 +418,12 @@ class EmailWorker:
 
     def _requeue(self, job_id: str, *, only_if_stale: bool, reset_attempts: bool = False) -> bool:
         now = self.clock.now()
-        cutoff = now - self.stale_after
 
         def reset(uow: UnitOfWork) -> bool:
             job = uow.email_jobs.get(job_id)
             if job is None:
                 return False
-            if only_if_stale and not email_jobs.is_stale(job, cutoff):
+            if only_if_stale and not email_jobs.is_stale(job, now, sending_after=self.stale_after):
                 return False
             if reset_attempts:
                 self.auditor.record(

@@ -4,7 +4,7 @@
                                                 only once stale (its worker died)
     mark_sent    sending -> sent                the provider accepted the message
     mark_failed  sending -> failed              permanent: bad address, 4xx, no content
-    retry_later  sending -> pending             transient failure: Cloud Tasks retries
+    retry_later  sending -> pending             transient failure: retried at next_attempt_at
     bury         pending | sending -> dead      attempts exhausted
     requeue      any -> pending                 the sweeper (stale pending/sending) or an
                                                 operator's re-send (sent only when forced)
@@ -16,9 +16,10 @@ values out.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from commerce.domain import email_retry
 from commerce.domain.models import EmailJob, EmailJobState
 from commerce.errors import InvalidTransition
 
@@ -42,7 +43,12 @@ def _step(job: EmailJob, sources: frozenset[EmailJobState], target: EmailJobStat
 
 def claim(job: EmailJob, now: datetime, *, attempts: int) -> dict[str, Any]:
     """A delivery takes the job (`attempts`: what it counted so far)."""
-    return {"state": _step(job, CLAIMABLE, SENDING), "attempts": attempts + 1, "updated_at": now}
+    return {
+        "state": _step(job, CLAIMABLE, SENDING),
+        "attempts": attempts + 1,
+        "updated_at": now,
+        "next_attempt_at": None,
+    }
 
 
 def mark_sent(job: EmailJob, now: datetime, provider_message_id: str) -> dict[str, Any]:
@@ -64,10 +70,13 @@ def mark_failed(job: EmailJob, now: datetime, reason: str) -> dict[str, Any]:
 
 
 def retry_later(job: EmailJob, now: datetime, reason: str) -> dict[str, Any]:
+    """Back to pending, due after the schedule's wait for this retry
+    (`commerce.domain.email_retry`; the job's attempts so far number the retry)."""
     return {
         "state": _step(job, CLAIMED, PENDING),
         "updated_at": now,
         "last_error": reason[:REASON_CHARS],
+        "next_attempt_at": now + email_retry.delay(job.attempts),
     }
 
 
@@ -83,6 +92,7 @@ def requeue(job: EmailJob, now: datetime, *, reset_attempts: bool) -> dict[str, 
         "state": _step(job, ANY, PENDING),
         "updated_at": now,
         "enqueued_at": now,
+        "next_attempt_at": now,
     }
     if reset_attempts:
         fields["attempts"] = 0
@@ -90,7 +100,12 @@ def requeue(job: EmailJob, now: datetime, *, reset_attempts: bool) -> dict[str, 
     return fields
 
 
-def is_stale(job: EmailJob, cutoff: datetime) -> bool:
-    """Left pending (its enqueue failed) or sending (its worker died) since before
-    `cutoff`."""
-    return job.state in (PENDING, SENDING) and job.updated_at < cutoff
+def is_stale(job: EmailJob, now: datetime, *, sending_after: timedelta) -> bool:
+    """Needs the sweeper: pending and overdue by more than `email_retry.OVERDUE` (its
+    task was lost or never queued; a job without a due time counts from its last
+    change), or sending for longer than `sending_after` (its worker died). A job is
+    never due before its last change."""
+    if job.state is PENDING:
+        due = max(job.next_attempt_at or job.updated_at, job.updated_at)
+        return due < now - email_retry.OVERDUE
+    return job.state is SENDING and job.updated_at < now - sending_after

@@ -339,6 +339,9 @@ class EmailJob(Document):
     created_at: datetime
     updated_at: datetime
     enqueued_at: datetime | None = None
+    # When the job is due (pending): at creation, at a re-queue, or the retry the worker
+    # scheduled after a transient failure (`commerce.domain.email_retry`).
+    next_attempt_at: datetime | None = None
     sent_at: datetime | None = None
     last_error: str | None = None
     provider_message_id: str | None = None

@@ -99,7 +99,7 @@ locals {
       concurrency     = 5
       secrets         = concat(["sendgrid-api-key"], local.key_material_secrets)
       project_roles   = ["roles/datastore.user"]
-      enqueues_email  = false # delivering never enqueues; the sweeper re-enqueues
+      enqueues_email  = true # a deferred e-mail: the worker queues its retry (email_retry)
     }
     order_status = {
       description = "Answers the success page's polling for an order's state."
