@@ -36,6 +36,7 @@ from commerce.domain.tokens import (
 )
 from commerce.errors import CommerceError, Gone, NotFound, RateLimited
 from commerce.logs import get_logger
+from commerce.turns import Turns
 
 if TYPE_CHECKING:
     from commerce.adapters.artifacts import ArtifactStore
@@ -164,6 +165,7 @@ class DownloadService:
         self._release_cache: dict[str, tuple[float, tuple[Release, ...]]] = {}
         self._cache_lock = threading.Lock()
         self._signing_warmed = False
+        self._turns = Turns()
 
     # -- public ---------------------------------------------------------------------
     def redeem(self, token: str, platform: str, *, network: str, user_agent: str) -> Redirect:
@@ -256,7 +258,9 @@ class DownloadService:
                 )
             return outcome
 
-        outcome = self.storage.run(work)
+        # Redemptions of one link take turns in this instance (commerce.turns).
+        with self._turns.turn(token_hash or "-malformed-"):
+            outcome = self.storage.run(work)
         if outcome.error is not None:
             grant = outcome.grant
             _log.info(

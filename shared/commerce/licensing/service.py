@@ -49,6 +49,7 @@ from commerce.licensing.schemas import (
 from commerce.licensing.verifier import CertificateState, load_public_key, verify_certificate
 from commerce.logs import get_logger
 from commerce.ratelimit import DeferredCounter
+from commerce.turns import Turns
 from commerce.update_links import random_download_grant
 
 if TYPE_CHECKING:
@@ -148,6 +149,7 @@ class LicenseService:
         self.refusals = RefusalAudit(auditor, clock)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._turns = Turns()  # changes of one license take turns in this instance
 
     # -- validate ----------------------------------------------------------------------
     def validate(self, request: ValidateRequest, network: str) -> Answer:
@@ -215,7 +217,8 @@ class LicenseService:
                 uow, license_id, key_hash, wanted, fp_hash, request.label, now, network
             )
 
-        outcome = self.storage.run(work)
+        with self._turns.turn(license_id):
+            outcome = self.storage.run(work)
         if outcome.status is not StatusCode.VALID or outcome.activation is None:
             fields: dict[str, Any] = {}
             if outcome.status is StatusCode.TOO_MANY_ACTIVATIONS and outcome.license is not None:
@@ -358,7 +361,8 @@ class LicenseService:
             )
             return StatusCode.VALID, state
 
-        status, state = self.storage.run(work)
+        with self._turns.turn(license_id):
+            status, state = self.storage.run(work)
         license_ = state.license if state is not None else None
         if status is not StatusCode.VALID or license_ is None:
             return self._refused("deactivate", status, network, license_=license_)

@@ -14,6 +14,8 @@ the documents are encoded exactly as everywhere else.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -23,6 +25,7 @@ from google.cloud import firestore
 from commerce.domain.models import AuditEntry
 from commerce.domain.rate_limits import RateCounter
 from commerce.errors import TransientFailure
+from commerce.logs import get_logger
 from commerce.repositories.base import Repository
 from commerce.repositories.collections import (
     ActivationRepository,
@@ -53,7 +56,17 @@ from commerce.unit_of_work import (
 
 T = TypeVar("T")
 R = TypeVar("R")
-MAX_ATTEMPTS = 10
+_log = get_logger("commerce.repositories.unit_of_work")
+
+# Contention retries: up to MAX_ATTEMPTS transactions within RETRY_BUDGET seconds, each
+# retry after a random pause of up to BACKOFF_BASE * 2**n seconds (capped at
+# BACKOFF_CAP; "full jitter"), so many requests for one document (16 activations of
+# one license at once) spread out instead of aborting each other in lock step. The
+# budget keeps a busy store's 503 well inside the functions' timeouts.
+MAX_ATTEMPTS = 25
+BACKOFF_BASE = 0.02
+BACKOFF_CAP = 1.0
+RETRY_BUDGET = 8.0
 
 
 class RateCounterRepository(Repository[RateCounter]):
@@ -105,6 +118,7 @@ class FirestoreUnitOfWork(UnitOfWork):
         self._tx: ReadBegunTransaction | None = None
         self._batch: firestore.WriteBatch | None = None
         self._retry_id: bytes | None = None
+        self._read_collections: set[str] = set()
         self._by_name: dict[str, Repository[Any]] = {}
         for attribute in (
             "orders",
@@ -148,6 +162,8 @@ class FirestoreUnitOfWork(UnitOfWork):
         if not keys:
             return Found({})
         refs = [self._by_name[key.collection].ref(key.doc_id) for key in keys]
+        if self.transactional:
+            self._read_collections.update(key.collection for key in keys)
         try:
             found = read_documents(self.storage.db, refs, self.reader)
         except Exception as exc:
@@ -184,11 +200,24 @@ class FirestoreUnitOfWork(UnitOfWork):
 
     def run(self, work: Callable[[UnitOfWork], R]) -> R:
         """Like `run_transaction`: contention (Aborted, from a read or the commit)
-        re-runs `work` in a new transaction keeping the first attempt's place."""
+        re-runs `work` in a new transaction keeping the first attempt's place, after a
+        jittered pause (see MAX_ATTEMPTS). Contention that outlasts the attempts or the
+        budget is logged (`storage.contention`, with the collections read, the attempts
+        and the seconds spent) and becomes TransientFailure (503)."""
         if not self.transactional:
             return super().run(work)
         self._retry_id = None
-        for _ in range(MAX_ATTEMPTS):
+        self._read_collections = set()
+        started = time.monotonic()
+        attempt = 0
+        last_error = ""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            if attempt > 1:
+                ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
+                pause = random.uniform(0, ceiling)  # noqa: S311 (jitter, not a secret)
+                if time.monotonic() - started + pause > RETRY_BUDGET:
+                    break
+                time.sleep(pause)
             self.committed = False
             self._start()
             tx = self._tx
@@ -199,11 +228,12 @@ class FirestoreUnitOfWork(UnitOfWork):
                 if self._retry_id is None:
                     self._retry_id = tx.id
                 tx.commit_now()
-            except gexc.Aborted:
+            except gexc.Aborted as exc:
                 if self._retry_id is None and tx.in_progress:
                     self._retry_id = tx.id
                 tx.forget()
                 self._end()
+                last_error = str(exc.message)[:200]
                 continue
             except BaseException as exc:
                 tx.abandon()
@@ -214,7 +244,26 @@ class FirestoreUnitOfWork(UnitOfWork):
                 raise error from exc
             self.committed = True
             self._end()
+            if attempt > 2:
+                _log.info(
+                    "transaction committed after contention",
+                    extra={
+                        "event": "storage.contention_resolved",
+                        "attempts": attempt,
+                        "collections": sorted(self._read_collections),
+                    },
+                )
             return result
+        _log.error(
+            "transaction gave up under contention; answering 503",
+            extra={
+                "event": "storage.contention",
+                "attempts": attempt,
+                "seconds": round(time.monotonic() - started, 2),
+                "collections": sorted(self._read_collections),
+                "error": last_error,
+            },
+        )
         raise TransientFailure("storage is busy; please retry")
 
 
