@@ -86,7 +86,7 @@ def test_concurrent_activations_fill_the_free_slots_and_refuse_the_rest_without_
         client = functions_framework.create_app("license_api", MAIN).test_client()
         answer = client.post(
             "/activate",
-            json={"key": bought.key, "fingerprint": machine(i + 1), "nonce": f"n{i}"},
+            json={"key": bought.key, "fingerprint": machine(i + 1), "nonce": f"race-nonce-{i:06d}"},
             headers={"X-Forwarded-For": f"203.0.113.{i + 1}"},
         )
         body = answer.get_json(silent=True) or {}
@@ -163,7 +163,10 @@ def test_activations_racing_across_instances_never_overfill_and_every_503_names_
         service = instances[i % len(instances)].license_service
         try:
             answer = service.activate(
-                ActivateRequest(key=bought.key, fingerprint=machine(i + 1)), f"203.0.113.{i}/32"
+                ActivateRequest(
+                    key=bought.key, fingerprint=machine(i + 1), nonce=f"race-nonce-{i:06d}"
+                ),
+                f"203.0.113.{i}/32",
             )
         except TransientFailure:
             return "503"

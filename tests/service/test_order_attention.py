@@ -157,3 +157,51 @@ def test_an_order_that_has_an_address_cannot_be_given_another(
     with pytest.raises(NothingToFix):
         container.order_attention.set_email(evt["data"]["object"]["id"], "eve@example.com")
     assert len(storage.all("email_jobs")) == 1
+
+
+class RecordingAttention:
+    def __init__(self) -> None:
+        self.set: list[tuple[str, str]] = []
+
+    def set_email(self, order_id: str, email: str) -> Any:
+        from commerce.purchase.attention import EmailSet
+
+        self.set.append((order_id, email))
+        return EmailSet(order_id, "j***@example.com", "email_x", enqueued=True)
+
+
+def test_set_email_asks_before_changing_production_and_does_nothing_on_no() -> None:
+    from typer.testing import CliRunner
+
+    from commerce.bootstrap import Container, use_container
+    from commerce.cli import app
+    from commerce.secrets import EnvSecrets
+    from commerce.settings import Settings
+
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        environment="production",
+        gcp_project="genx-production",
+        storefront_url="https://shop.example.com",
+        public_base_url="https://shop.example.com",
+        artifacts_bucket="genx-artifacts",
+        secrets_backend="secret-manager",
+        url_signing_key_file="",
+        stripe_api_base="",
+    )
+    built = Container(settings, secrets=EnvSecrets({}))
+    fake = RecordingAttention()
+    built.__dict__["order_attention"] = fake
+    use_container(built)
+    try:
+        args = ["orders", "set-email", "cs_test_1", "jane@example.com"]
+        refused = CliRunner().invoke(app, args, input="n\n")
+        asked = CliRunner().invoke(app, args, input="y\n")
+    finally:
+        use_container(None)
+
+    assert refused.exit_code == 1
+    assert "in PRODUCTION (project genx-production)?" in refused.output
+    assert asked.exit_code == 0, asked.output
+    assert fake.set == [("cs_test_1", "jane@example.com")]
+    assert "j***@example.com" in asked.stdout
