@@ -162,7 +162,7 @@ def test_activations_racing_across_instances_never_overfill_and_every_503_names_
     with the answers, and every 503 is logged as `storage.contention` with its
     attempts, time and collections."""
     from commerce.errors import TransientFailure
-    from commerce.licensing.models import ActivateRequest
+    from commerce.licensing.schemas import ActivateRequest
 
     caplog.set_level(logging.INFO)
     bought = buy(installed, activation_limit=3)
