@@ -2,15 +2,30 @@
 
 Every variable is documented in `.env.example`. Secrets are NOT settings: they come
 through `commerce.secrets` (environment locally, Secret Manager in the cloud).
+
+`Settings` is a plain frozen pydantic model; `load_settings` feeds it the environment
+variables named like its fields (case-insensitive, `FOO_BAR` -> `foo_bar`). It used to
+be a pydantic-settings `BaseSettings`, which did the same for these field types but
+cost every function 36-53 ms of its cold start to import (docs/performance.md,
+"Cold start"): nothing here needs its other sources (.env files, secrets directories,
+JSON-decoded complex values).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated
 
-from pydantic import AnyHttpUrl, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from commerce.errors import ConfigurationError
 
@@ -31,10 +46,10 @@ class MailBackend(StrEnum):
     SENDGRID = "sendgrid"
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Frozen, validated configuration. Field `foo_bar` is read from `FOO_BAR`."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     environment: Environment
     gcp_project: str = Field(min_length=1)
@@ -46,7 +61,7 @@ class Settings(BaseSettings):
     license_key_prefix: str = Field(default="GENX", pattern=r"^[A-Z]{2,8}$")
     price_display: str = "€49"
     storefront_url: AnyHttpUrl
-    storefront_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    storefront_origins: tuple[str, ...] = ()  # comma-separated in the environment
     public_base_url: AnyHttpUrl  # where the functions are reachable (download links)
     storefront_version: str = "1"
     # Function URLs the static storefront calls (baked into the pages by `make site`);
@@ -148,10 +163,16 @@ class Settings(BaseSettings):
         return self.environment is Environment.LOCAL
 
 
+def settings_values(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of `environ` that name a setting, keyed by field name."""
+    fields = Settings.model_fields
+    return {name.lower(): value for name, value in environ.items() if name.lower() in fields}
+
+
 def load_settings() -> Settings:
     """Read the environment once; on a bad value stop with a message naming the variable."""
     try:
-        return Settings()  # type: ignore[call-arg]
+        return Settings.model_validate(settings_values(os.environ))
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
