@@ -1,0 +1,706 @@
+"""Launch-day benchmark: purchases, redemptions and validations through the functions'
+HTTP servers on the local stack, with Firestore operations counted per kind of request.
+
+    .venv/bin/python -m bench.launch_bench [--scale 1.0] [--write-docs]
+
+The stack is the one `make dev` runs (`bench.served.local_stack`: Google's Firestore
+emulator, the storage and tasks emulators, maildev, the Stripe double; free ports), and
+`stripe_webhook`, `send_email`, `download` and `license_api` are functions-framework
+servers on loopback, each counting its own Firestore and Cloud Tasks RPCs
+(`python -m bench.served`). At scale 1:
+
+1. 2,000 paid Checkout Sessions through the webhook at concurrency 16, plus 10 %
+   duplicate deliveries shuffled among them (some arrive while the first is running),
+   then 2 % of the orders refunded (`charge.refunded`); every event signed with the
+   official `stripe` library; a 5xx is re-sent like Stripe would, and counted. The e-mail
+   tasks go through the tasks emulator to `send_email` and maildev; the phase ends when
+   every fulfillment e-mail is sent.
+2. 10,000 redemptions (every link 5 times, its limit) from 500 client networks.
+3. One activation per license, then 20,000 validations from the same 500 networks.
+4. One new license activated from 16 machines at once (limit 3) and its link redeemed
+   16 times at once (limit 5).
+
+Checked, not assumed: one order, one license and one fulfillment e-mail per session,
+every refund applied, no 5xx left unanswered, every redemption and validation answered
+as the order's state says, exactly the limit admitted in step 4. Latency p50/p99 of
+each kind against its baseline, measured in this process in the same run, alternating
+with the requests in 4 rounds at the same concurrency: the library's own transaction
+creating 8 documents (webhook), a transaction reading and updating one document plus
+one V4 URL signature (redemption), one document read (validation). `--scale 0.1` runs a
+tenth of every count but the 500 networks (fewer networks would concentrate the
+per-network rate-limit counters and measure contention a full run does not have).
+
+Writes the section `## Launch day` of docs/performance.md (with `--write-docs`),
+including the cost table, computed from the operations counted in this run
+(`bench/cost_model.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bench import cost_model
+from bench.common import percentile, write_section
+from bench.served import container_for, difference, local_stack, operations, serve
+from tests.purchase import stripe_events as se
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "performance.md"
+HEADING = "## Launch day"
+CONCURRENCY = 16
+ROUNDS = 4
+DUPLICATE_SHARE = 0.10
+REFUND_SHARE = 0.02
+REDEMPTIONS_PER_LINK = 5
+MACHINES_AT_ONCE = 16
+FUNCTIONS = ("stripe_webhook", "send_email", "download", "license_api")
+PLATFORM = "linux-x86_64"
+
+
+@dataclass
+class Outcome:
+    """Latencies (s) and statuses of one kind of request."""
+
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    retried_5xx: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, seconds: float, status: int) -> None:
+        with self.lock:
+            self.latencies.append(seconds)
+            self.statuses[status] += 1
+
+
+def network_of(i: int) -> str:
+    return f"198.18.{i // 250}.{i % 250 + 1}"  # 198.18.0.0/15: benchmark addresses
+
+
+def run(jobs: Sequence[Callable[[], None]], concurrency: int = CONCURRENCY) -> float:
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for future in [pool.submit(job) for job in jobs]:
+            future.result()
+    return time.perf_counter() - started
+
+
+def alternate(
+    jobs: Sequence[Callable[[], None]], baseline: Callable[[], None], outcome: Outcome
+) -> tuple[float, list[float]]:
+    """Run `jobs` in ROUNDS parts, each followed by as many baseline calls (timed)."""
+    base: list[float] = []
+    lock = threading.Lock()
+
+    def timed() -> None:
+        start = time.perf_counter()
+        baseline()
+        with lock:
+            base.append(time.perf_counter() - start)
+
+    wall = 0.0
+    for r in range(ROUNDS):
+        part = jobs[r * len(jobs) // ROUNDS : (r + 1) * len(jobs) // ROUNDS]
+        wall += run(part)
+        run([timed] * len(part))
+    return wall, base
+
+
+_session = threading.local()
+
+
+def http() -> requests.Session:
+    if not hasattr(_session, "value"):
+        _session.value = requests.Session()
+    value: requests.Session = _session.value
+    return value
+
+
+def ms(samples: list[float]) -> dict[str, float]:
+    return {"p50": statistics.median(samples) * 1000, "p99": percentile(samples, 0.99) * 1000}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full run")
+    parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args(argv)
+    purchases = max(10, round(2000 * args.scale))
+    redemptions = purchases * REDEMPTIONS_PER_LINK
+    validations = round(20000 * args.scale)
+    networks = min(500, redemptions)
+    rng = random.Random(args.seed)
+    result: dict[str, Any] = {
+        "scale": args.scale,
+        "purchases": purchases,
+        "redemptions": redemptions,
+        "validations": validations,
+        "networks": networks,
+    }
+    with local_stack() as local:
+        env = local.env
+        container = container_for(env)
+        secret = env["STRIPE_WEBHOOK_SECRET"]
+        with serve(local, FUNCTIONS, counted=True) as urls:
+            purchase_phase(result, container, urls, secret, purchases, rng)
+            redemption_phase(result, container, urls, networks, rng)
+            validation_phase(result, container, urls, validations, networks, rng)
+            contention_phase(result, container, urls, secret)
+    result["failures"] = failures(result)
+    text = report(result)
+    print(text)
+    print(json.dumps({k: v for k, v in result.items() if k != "hot_documents"}, default=str))
+    if args.write_docs:
+        write_section(DOCS, HEADING, text)
+    if result["failures"]:
+        sys.exit("launch benchmark FAILED: " + "; ".join(result["failures"]))
+
+
+# -- 1. purchases ------------------------------------------------------------------------------
+
+
+def deliver(url: str, evt: dict[str, Any], secret: str, outcome: Outcome) -> None:
+    for _ in range(50):
+        payload, header = se.signed(evt, secret)
+        start = time.perf_counter()
+        answer = http().post(url, data=payload, headers={"Stripe-Signature": header}, timeout=60)
+        outcome.add(time.perf_counter() - start, answer.status_code)
+        if answer.status_code < 500:
+            if answer.status_code != 200:
+                raise RuntimeError(f"webhook answered {answer.status_code}: {answer.text[:200]}")
+            return
+        with outcome.lock:
+            outcome.retried_5xx += 1
+        time.sleep(0.2)
+    raise RuntimeError("a delivery was never accepted")
+
+
+def purchase_phase(
+    result: dict[str, Any],
+    container: Any,
+    urls: dict[str, str],
+    secret: str,
+    n: int,
+    rng: random.Random,
+) -> None:
+    from google.cloud import firestore
+
+    url = urls["stripe_webhook"]
+    sessions = [se.checkout_session(email=f"buyer{i}@example.com") for i in range(n)]
+    completed = [se.event("checkout.session.completed", s) for s in sessions]
+    plan = completed + [rng.choice(completed) for _ in range(round(n * DUPLICATE_SHARE))]
+    rng.shuffle(plan)
+    refunded = rng.sample(sessions, max(1, round(n * REFUND_SHARE)))
+    refunds = [
+        se.event("charge.refunded", se.charge(s["payment_intent"], amount_refunded=4900))
+        for s in refunded
+    ]
+    db = container.db
+
+    def bare() -> None:
+        refs = [db.collection("bench_baseline").document() for _ in range(8)]
+
+        @firestore.transactional
+        def work(tx: Any) -> None:
+            for ref in refs:
+                tx.create(ref, {"n": 1, "at": firestore.SERVER_TIMESTAMP})
+
+        work(db.transaction())
+
+    before = {name: operations(urls[name]) for name in ("stripe_webhook", "send_email")}
+    outcome = Outcome()
+    jobs = [lambda e=e: deliver(url, e, secret, outcome) for e in plan]
+    wall, base = alternate(jobs, bare, outcome)
+    refund_outcome = Outcome()
+    wall += run([lambda e=e: deliver(url, e, secret, refund_outcome) for e in refunds])
+    drained = wait_for_emails(container, n)
+    after = {name: operations(urls[name]) for name in ("stripe_webhook", "send_email")}
+
+    orders = {d.id: d.to_dict() for d in db.collection("orders").stream()}
+    licenses = [d.to_dict() for d in db.collection("licenses").stream()]
+    license_orders = Counter(lic.get("order_id") for lic in licenses)
+    ours = {s["id"] for s in sessions}
+    refunded_ids = {s["id"] for s in refunded}
+    states = Counter(str(o.get("state")) for o in orders.values())
+    result["purchase"] = {
+        "deliveries": len(plan),
+        "duplicates": len(plan) - n,
+        "refunds": len(refunds),
+        "wall_s": wall,
+        "latency": ms(outcome.latencies),
+        "refund_latency": ms(refund_outcome.latencies),
+        "baseline": ms(base),
+        "statuses": dict(outcome.statuses + refund_outcome.statuses),
+        "retried_5xx": outcome.retried_5xx + refund_outcome.retried_5xx,
+        "orders": len(orders.keys() & ours),
+        "extra_orders": len(orders.keys() - ours),
+        "licenses": len(licenses),
+        "orders_with_one_license": sum(1 for o in ours if license_orders[o] == 1),
+        "orders_refunded": sum(
+            1 for o in refunded_ids if str(orders.get(o, {}).get("state")) == "refunded"
+        ),
+        "order_states": dict(states),
+        "emails_sent": drained,
+        "operations": {name: dict(difference(after[name], before[name])) for name in after},
+        "hot_documents": hot_documents(after, before),
+    }
+
+
+def wait_for_emails(container: Any, n: int, timeout: float = 600) -> int:
+    """Fulfillment e-mails sent, once every one is or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    sent = 0
+    while time.monotonic() < deadline:
+        jobs = [d.to_dict() for d in container.db.collection("email_jobs").stream()]
+        sent = sum(1 for job in jobs if str(job.get("state")) == "sent")
+        if sent >= n and all(str(job.get("state")) in {"sent", "dead"} for job in jobs):
+            return sent
+        time.sleep(1)
+    return sent
+
+
+# -- 2. redemptions ----------------------------------------------------------------------------
+
+
+def links(container: Any) -> list[tuple[str, bool]]:
+    """(plaintext token, its order refunded?) of every fulfillment link, derived as the
+    e-mail worker derives them."""
+    db = container.db
+    refunded = {d.id for d in db.collection("orders").stream() if str(d.get("state")) == "refunded"}
+    result = []
+    for doc in db.collection("download_tokens").stream():
+        grant = doc.to_dict()
+        token = container.keys.token_for(grant["token_id"], grant.get("secret_id"))
+        result.append((token, grant["order_id"] in refunded))
+    return result
+
+
+def redemption_phase(
+    result: dict[str, Any],
+    container: Any,
+    urls: dict[str, str],
+    networks: int,
+    rng: random.Random,
+) -> None:
+    from google.cloud import firestore
+
+    url = urls["download"]
+    tokens = links(container)
+    plan = [(t, refused, k) for t, refused in tokens for k in range(REDEMPTIONS_PER_LINK)]
+    rng.shuffle(plan)
+    outcome = Outcome()
+    wrong: Counter[str] = Counter()
+
+    def redeem(token: str, refused: bool, i: int) -> None:
+        start = time.perf_counter()
+        answer = http().get(
+            f"{url}/d/{token}",
+            params={"platform": PLATFORM},
+            headers={"X-Forwarded-For": network_of(i % networks)},
+            allow_redirects=False,
+            timeout=60,
+        )
+        outcome.add(time.perf_counter() - start, answer.status_code)
+        expected_ok = not refused
+        if (answer.status_code == 302) != expected_ok or answer.status_code >= 500:
+            with outcome.lock:
+                wrong[f"{'refunded' if refused else 'paid'}->{answer.status_code}"] += 1
+
+    db = container.db
+    object_name = "bench/baseline.tar.gz"
+
+    def bare() -> None:
+        # One document per thread, like a redemption updates its own link's document.
+        ref = db.collection("bench_baseline").document(f"r{threading.get_ident()}")
+
+        @firestore.transactional
+        def work(tx: Any) -> None:
+            snapshot = ref.get(transaction=tx)
+            tx.set(ref, {"n": int((snapshot.to_dict() or {}).get("n", 0)) + 1})
+
+        work(db.transaction())
+        container.artifacts.signed_url(object_name, download_name="genx.tar.gz")
+
+    before = operations(url)
+    jobs = [lambda p=p, i=i: redeem(*p[:2], i) for i, p in enumerate(plan)]
+    wall, base = alternate(jobs, bare, outcome)
+    after = operations(url)
+    result["redemption"] = {
+        "requests": len(plan),
+        "links": len(tokens),
+        "refused_links": sum(1 for _, refused in tokens if refused),
+        "wall_s": wall,
+        "latency": ms(outcome.latencies),
+        "baseline": ms(base),
+        "statuses": dict(outcome.statuses),
+        "unexpected": dict(wrong),
+        "operations": {"download": dict(difference(after, before))},
+        "hot_documents": hot_documents({"download": after}, {"download": before}),
+    }
+
+
+# -- 3. validations ----------------------------------------------------------------------------
+
+
+def license_keys(container: Any) -> list[tuple[str, bool]]:
+    result = []
+    for doc in container.db.collection("licenses").stream():
+        lic = doc.to_dict()
+        key = container.keys.key_for(doc.id, lic.get("generation", 1), lic["secret_id"])
+        result.append((key, str(lic.get("order_state")) == "refunded"))
+    return result
+
+
+def call_license(url: str, path: str, body: dict[str, Any], network: str) -> tuple[int, str]:
+    answer = http().post(
+        f"{url}/{path}", json=body, headers={"X-Forwarded-For": network}, timeout=60
+    )
+    try:
+        status = str(answer.json().get("status"))
+    except ValueError:
+        status = "(not json)"
+    return answer.status_code, status
+
+
+def validation_phase(
+    result: dict[str, Any],
+    container: Any,
+    urls: dict[str, str],
+    n: int,
+    networks: int,
+    rng: random.Random,
+) -> None:
+    url = urls["license_api"]
+    keys = license_keys(container)
+    machine = "launch-machine-" + "cd" * 16
+    activations = Counter[str]()
+    activation_http = Outcome()
+
+    def activate(key: str, i: int) -> None:
+        start = time.perf_counter()
+        code, status = call_license(
+            url, "activate", {"key": key, "fingerprint": machine}, network_of(i % networks)
+        )
+        activation_http.add(time.perf_counter() - start, code)
+        with activation_http.lock:
+            activations[status] += 1
+
+    before_activations = operations(url)
+    run([lambda k=k, i=i: activate(k, i) for i, (k, _) in enumerate(keys)])
+    after_activations = operations(url)
+
+    plan = [keys[i % len(keys)] for i in range(n)]
+    rng.shuffle(plan)
+    outcome = Outcome()
+    answers: Counter[str] = Counter()
+    wrong: Counter[str] = Counter()
+    first = keys[0][0]
+    bare_ref = container.db.collection("licenses").document(
+        next(iter(container.db.collection("licenses").limit(1).stream())).id
+    )
+    del first
+
+    def validate(key: str, refunded: bool, i: int) -> None:
+        start = time.perf_counter()
+        code, status = call_license(
+            url,
+            "validate",
+            {"key": key, "fingerprint": machine, "nonce": f"n{i}"},
+            network_of(i % networks),
+        )
+        outcome.add(time.perf_counter() - start, code)
+        expected = "REFUNDED" if refunded else "VALID"
+        with outcome.lock:
+            answers[status] += 1
+            if status != expected or code >= 500:
+                wrong[f"{expected}->{code} {status}"] += 1
+
+    def bare() -> None:
+        bare_ref.get()
+
+    before = operations(url)
+    jobs = [lambda p=p, i=i: validate(*p, i) for i, p in enumerate(plan)]
+    wall, base = alternate(jobs, bare, outcome)
+    after = operations(url)
+    result["validation"] = {
+        "requests": n,
+        "licenses": len(keys),
+        "activations": dict(activations),
+        "activation_statuses": dict(activation_http.statuses),
+        "activation_operations": {
+            "license_api": dict(difference(after_activations, before_activations))
+        },
+        "wall_s": wall,
+        "latency": ms(outcome.latencies),
+        "baseline": ms(base),
+        "statuses": dict(outcome.statuses),
+        "answers": dict(answers),
+        "unexpected": dict(wrong),
+        "operations": {"license_api": dict(difference(after, before))},
+        "hot_documents": hot_documents({"license_api": after}, {"license_api": before}),
+    }
+
+
+# -- 4. one license from many machines, one link at once ---------------------------------------
+
+
+def contention_phase(
+    result: dict[str, Any], container: Any, urls: dict[str, str], secret: str
+) -> None:
+    session = se.checkout_session(email="contention@example.com")
+    deliver(
+        urls["stripe_webhook"], se.event("checkout.session.completed", session), secret, Outcome()
+    )
+    order = container.orders.get(session["id"])
+    lic = container.licenses.get(order.license_id)
+    key = container.keys.key_for(lic.id, lic.generation, lic.secret_id)
+    grant = container.download_tokens.by_token_id(order.download_token_ids[0])
+    token = container.keys.token_for(grant.token_id, grant.secret_id)
+    barrier = threading.Barrier(MACHINES_AT_ONCE)
+    activations: Counter[str] = Counter()
+    redemptions: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def activate(i: int) -> None:
+        barrier.wait()
+        code, status = call_license(
+            urls["license_api"],
+            "activate",
+            {"key": key, "fingerprint": f"machine-{i:02d}-" + "ef" * 16},
+            network_of(i),
+        )
+        with lock:
+            activations[f"{code} {status}"] += 1
+
+    run([lambda i=i: activate(i) for i in range(MACHINES_AT_ONCE)], MACHINES_AT_ONCE)
+    barrier = threading.Barrier(MACHINES_AT_ONCE)
+
+    def redeem(i: int) -> None:
+        barrier.wait()
+        answer = http().get(
+            f"{urls['download']}/d/{token}",
+            params={"platform": PLATFORM},
+            headers={"X-Forwarded-For": network_of(i)},
+            allow_redirects=False,
+            timeout=60,
+        )
+        with lock:
+            redemptions[answer.status_code] += 1
+
+    run([lambda i=i: redeem(i) for i in range(MACHINES_AT_ONCE)], MACHINES_AT_ONCE)
+    stored = container.licenses.get(lic.id)
+    result["contention"] = {
+        "machines": MACHINES_AT_ONCE,
+        "activation_limit": container.settings.license_activation_limit,
+        "activations": dict(activations),
+        "machines_on_license": len(stored.activation_ids),
+        "redemption_limit": container.settings.download_max_redemptions,
+        "redemptions": dict(redemptions),
+        "redemption_count": container.download_tokens.get(grant.token_hash).redemptions,
+    }
+
+
+# -- checks and report -------------------------------------------------------------------------
+
+
+WINDOW_S = 10.0  # "sustained": more than WINDOW_S writes within some WINDOW_S seconds
+
+
+def hot_documents(after: dict[str, Any], before: dict[str, Any]) -> list[dict[str, Any]]:
+    """Documents written faster than once a second, sustained over WINDOW_S seconds,
+    during the phase (all functions' writes together), and each one's 1-second peak."""
+    times: dict[str, list[float]] = {}
+    for name, snap in after.items():
+        earlier = before[name]["writes_at"]
+        for path, stamps in snap["writes_at"].items():
+            new = stamps[len(earlier.get(path, [])) :]
+            if new:
+                times.setdefault(path, []).extend(new)
+    hot = []
+    for path, stamps in times.items():
+        if len(stamps) <= WINDOW_S:
+            continue
+        stamps.sort()
+        sustained, peak = _most_within(stamps, WINDOW_S), _most_within(stamps, 1.0)
+        if sustained > WINDOW_S:
+            hot.append(
+                {
+                    "document": path,
+                    "writes": len(stamps),
+                    "per_s_sustained": sustained / WINDOW_S,
+                    "peak_per_s": peak,
+                }
+            )
+    hot.sort(key=lambda row: (-row["per_s_sustained"], -row["writes"]))
+    return hot
+
+
+def _most_within(stamps: list[float], seconds: float) -> int:
+    most, left = 0, 0
+    for right, stamp in enumerate(stamps):
+        while stamp - stamps[left] >= seconds:
+            left += 1
+        most = max(most, right - left + 1)
+    return most
+
+
+def failures(result: dict[str, Any]) -> list[str]:
+    found = []
+    p = result["purchase"]
+    n = result["purchases"]
+    if p["orders"] != n or p["extra_orders"]:
+        found.append(f"orders {p['orders']} (+{p['extra_orders']}) for {n} sessions")
+    if p["orders_with_one_license"] != n or p["licenses"] != n:
+        found.append(f"{p['licenses']} licenses, {p['orders_with_one_license']} orders with one")
+    if p["orders_refunded"] != p["refunds"]:
+        found.append(f"{p['orders_refunded']} of {p['refunds']} refunds applied")
+    if p["emails_sent"] != n:
+        found.append(f"{p['emails_sent']} of {n} fulfillment e-mails sent")
+    for phase in ("redemption", "validation"):
+        if result[phase]["unexpected"]:
+            found.append(f"{phase}: unexpected answers {result[phase]['unexpected']}")
+    for phase in ("purchase", "redemption", "validation"):
+        errors = sum(c for s, c in result[phase]["statuses"].items() if int(s) >= 500)
+        if errors and phase != "purchase":
+            found.append(f"{phase}: {errors} answers 5xx")
+    c = result["contention"]
+    admitted = sum(v for k, v in c["activations"].items() if k.endswith(" VALID"))
+    if admitted != c["activation_limit"] or c["machines_on_license"] != c["activation_limit"]:
+        found.append(f"{admitted} machines admitted, {c['machines_on_license']} stored")
+    if c["redemptions"].get(302, 0) != c["redemption_limit"]:
+        found.append(f"{c['redemptions']} redemptions of a {c['redemption_limit']}-use link")
+    if any(int(code) >= 500 for code in c["redemptions"]) or any(
+        k.startswith("5") for k in c["activations"]
+    ):
+        found.append("5xx under contention")
+    return found
+
+
+def per(operations: dict[str, dict[str, float]], count: int) -> dict[str, float]:
+    """Operations of every function involved, per request of the phase's kind."""
+    total: dict[str, float] = {}
+    for name, ops in operations.items():
+        for key, value in ops.items():
+            total[key] = total.get(key, 0.0) + value
+        memory = ops.get("cpu_seconds", 0.0) * cost_model.MEMORY_GIB[name]
+        total["memory_gib_seconds"] = total.get("memory_gib_seconds", 0.0) + memory
+    return {k: v / count for k, v in sorted(total.items()) if v}
+
+
+def report(result: dict[str, Any]) -> str:
+    p, r, v, c = (
+        result["purchase"],
+        result["redemption"],
+        result["validation"],
+        result["contention"],
+    )
+    n = result["purchases"]
+    units = {
+        "purchase": per(p["operations"], n),
+        "redemption": per(r["operations"], r["requests"]),
+        "validation": per(v["operations"], v["requests"]),
+    }
+    result["per_unit"] = units
+
+    def row(label: str, lat: dict[str, float], base: dict[str, float], base_label: str) -> str:
+        return (
+            f"| {label} | {lat['p50']:.1f} | {lat['p99']:.1f} | {base_label} | "
+            f"{base['p50']:.1f} | {base['p99']:.1f} | {lat['p50'] / base['p50']:.2f}x | "
+            f"{lat['p99'] / base['p99']:.2f}x |"
+        )
+
+    lines = [
+        HEADING,
+        "",
+        f"`bench/launch_bench.py --scale {result['scale']:g}`: {n} purchases "
+        f"({p['duplicates']} duplicate deliveries, {p['refunds']} refunds), "
+        f"{r['requests']} redemptions and {v['requests']} validations from "
+        f"{result['networks']} client networks, concurrency {CONCURRENCY}, through the "
+        "functions' HTTP servers on the local stack (functions-framework under gunicorn on "
+        "loopback, Google's Firestore emulator, the tasks emulator, maildev). Baselines in "
+        f"this process, alternating with the requests in {ROUNDS} rounds at the same "
+        "concurrency. Shared 2-core machine: compare ratios, not absolute times.",
+        "",
+        "| requests | p50 ms | p99 ms | baseline | base p50 | base p99 | p50 ratio | p99 ratio |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
+        row(
+            "webhook deliveries (first and duplicate)",
+            p["latency"],
+            p["baseline"],
+            "library transaction creating 8 documents",
+        ),
+        row(
+            "redemptions",
+            r["latency"],
+            r["baseline"],
+            "transaction reading and updating 1 document + V4 URL signature",
+        ),
+        row("validations", v["latency"], v["baseline"], "one document read"),
+        "",
+        f"Correctness: {p['orders']} orders and {p['licenses']} licenses for {n} sessions "
+        f"({p['orders_with_one_license']} orders with exactly one license), "
+        f"{p['orders_refunded']} of {p['refunds']} refunds applied, {p['emails_sent']} "
+        f"fulfillment e-mails sent; webhook statuses {p['statuses']} "
+        f"({p['retried_5xx']} deliveries re-sent after a 5xx); redemptions {r['statuses']} "
+        f"({r['refused_links']} links of refunded orders refused as expected; unexpected: "
+        f"{r['unexpected'] or 'none'}); activations {v['activations']}; validations "
+        f"{v['answers']} (unexpected: {v['unexpected'] or 'none'}). One license from "
+        f"{c['machines']} machines at once: {c['activations']} ({c['machines_on_license']} "
+        f"stored, limit {c['activation_limit']}); one link {c['machines']} times at once: "
+        f"{c['redemptions']} (count {c['redemption_count']}, limit {c['redemption_limit']}).",
+        "",
+        "Firestore and Cloud Tasks operations, counted at the gRPC channel of each function "
+        "process (a purchase includes its share of duplicates and refunds and its "
+        "`send_email` run):",
+        "",
+        cost_model.operations_table(units),
+        "",
+        hot_section(result),
+        "",
+        cost_model.cost_section(units, result),
+    ]
+    if result.get("failures"):
+        lines += ["", "**FAILED:** " + "; ".join(result["failures"])]
+    return "\n".join(lines)
+
+
+HOT_ANSWERS = {
+    "rate_limits": "rate-limit counters (one document per key or network and window)",
+}
+
+
+def hot_section(result: dict[str, Any]) -> str:
+    rows = []
+    for phase in ("purchase", "redemption", "validation"):
+        for hot in result[phase]["hot_documents"][:8]:
+            rows.append(
+                f"| {phase} | `{hot['document']}` | {hot['writes']} "
+                f"| {hot['per_s_sustained']:.1f} | {hot['peak_per_s']} |"
+            )
+    head = [
+        "Documents written faster than Firestore's documented sustained rate of about one "
+        f"write per second per document, over {WINDOW_S:g} seconds (up to 8 per phase; "
+        "short bursts, like an e-mail job's three writes within a second, are not listed):",
+        "",
+        f"| phase | document | writes | per s over the busiest {WINDOW_S:g} s | most in 1 s |",
+        "|---|---|---:|---:|---:|",
+    ]
+    return "\n".join(head + (rows or ["| - | none | | | |"]))
+
+
+if __name__ == "__main__":
+    main()
