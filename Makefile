@@ -156,7 +156,8 @@ checkov: ## checkov on infra/terraform (installs into .venv-checkov on first run
 
 
 # Benchmarks (docs/performance.md): ratios against a baseline measured in the same run.
-.PHONY: bench
+.PHONY: bench bench-launch
+LAUNCH_SCALE ?= 1
 
 bench: venv ## run every benchmark and write the results into docs/performance.md
 	$(PY) -m bench.webhook_bench
@@ -164,6 +165,10 @@ bench: venv ## run every benchmark and write the results into docs/performance.m
 	$(PY) -m bench.license_bench --write-docs
 	$(PY) -m bench.resend_bench --write-docs
 	$(PY) -m bench.coldstart_bench --write-docs
+	$(PY) -m bench.launch_bench --scale $(LAUNCH_SCALE) --write-docs
+
+bench-launch: venv ## launch-day load through the functions' HTTP servers, ops counted, cost table (LAUNCH_SCALE=0.1 for a tenth)
+	$(PY) -m bench.launch_bench --scale $(LAUNCH_SCALE) --write-docs
 
 # Hostile input (docs/security.md): `make test` runs the fuzz suite's short profile.
 .PHONY: fuzz

@@ -57,6 +57,9 @@ resource "google_cloudfunctions2_function" "this" {
     }
   }
 
+  # Startup CPU boost is not settable here: service_config has no such argument in
+  # provider 8.7 (only google_cloud_run_v2_service's containers.resources has
+  # startup_cpu_boost); see docs/infrastructure.md, "Warm instances and startup CPU boost".
   service_config {
     service_account_email            = google_service_account.this.email
     available_memory                 = var.memory

@@ -65,8 +65,9 @@ variable "timeout_seconds" {
 }
 
 variable "min_instances" {
-  description = "Instances kept warm."
+  description = "Instances kept warm (0: scale to zero, every first request after idling pays a cold start). See docs/infrastructure.md, \"Warm instances and startup CPU boost\"."
   type        = number
+  default     = 0
 }
 
 variable "max_instances" {
