@@ -284,7 +284,8 @@ def build_cases(container: Any, env: Mapping[str, str], runs: int) -> list[Case]
 
     def validate(run: int) -> Request:
         key = bought[run].key
-        return Request("POST", "/validate", json_body({"key": key, "fingerprint": FINGERPRINT}))
+        body = {"key": key, "fingerprint": FINGERPRINT, "nonce": f"coldstart-nonce-{run:04d}"}
+        return Request("POST", "/validate", json_body(body))
 
     cases = [
         Case("checkout", lambda run: Request(
