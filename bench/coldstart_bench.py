@@ -32,6 +32,7 @@ import argparse
 import json
 import logging
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -158,7 +159,16 @@ class Case:
 
 
 def bare_source(modules: tuple[str, ...]) -> str:
-    imports = "\n".join(f"import {module}  # noqa: F401" for module in modules)
+    """A function answering "ok" whose module imports `modules`. pydantic 2 loads its
+    parts lazily (`import pydantic` alone loads almost nothing), so "imports pydantic"
+    is written as importing BaseModel, which loads pydantic's model machinery and
+    pydantic-core: the library itself, none of this project's models."""
+    imports = "\n".join(
+        "from pydantic import BaseModel  # noqa: F401"
+        if module == "pydantic"
+        else f"import {module}  # noqa: F401"
+        for module in modules
+    )
     return (
         f"import functions_framework\n{imports}\n\n"
         "@functions_framework.http\ndef bare(request):\n    return 'ok'\n"
@@ -171,10 +181,32 @@ def server_argv(target: str, source: Path, port: int) -> list[str]:
             "--source", str(source), "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Start:
+    wall_ms: float  # process start to first answer: the target's measure
+    cpu_ms: float  # user + system CPU of the server's process tree, start to exit
+    status: int
+
+
+def _children_cpu_ms() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (usage.ru_utime + usage.ru_stime) * 1000
+
+
 def first_answer_ms(
     target: str, source: Path, request: Request, env: Mapping[str, str]
 ) -> tuple[float, int]:
+    start = first_answer(target, source, request, env)
+    return start.wall_ms, start.status
+
+
+def first_answer(target: str, source: Path, request: Request, env: Mapping[str, str]) -> Start:
+    """Start a server and time its first answer. CPU time is read from this process's
+    reaped-children usage (gunicorn's master reaps its worker before it exits), so it
+    counts the server's whole tree and little else: it moves far less with the
+    machine's load than wall time, which waits for the CPU other work holds."""
     port = free_port()
+    cpu_before = _children_cpu_ms()
     start = time.perf_counter()
     process = subprocess.Popen(
         server_argv(target, source, port), env=dict(env), cwd=ROOT,
@@ -196,11 +228,14 @@ def first_answer_ms(
             except (ConnectionError, urllib.error.URLError):
                 time.sleep(0.005)
                 continue
-            return (time.perf_counter() - start) * 1000, status
-        raise RuntimeError(f"{target} did not answer within 60 s")
+            wall = (time.perf_counter() - start) * 1000
+            break
+        else:
+            raise RuntimeError(f"{target} did not answer within 60 s")
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=10)
+    return Start(wall, _children_cpu_ms() - cpu_before, status)
 
 
 PROBE = """
@@ -319,6 +354,8 @@ class Row:
     real_ms: list[float]
     other_ms: list[float]
     statuses: set[int]
+    base_cpu: list[float]
+    real_cpu: list[float]
 
     def ratios(self) -> list[float]:
         return [r / b for r, b in zip(self.real_ms, self.base_ms, strict=True)]
@@ -340,18 +377,21 @@ def measure(case: Case, env: Mapping[str, str], runs: int, tmp: Path) -> Row:
     if other:
         first_answer_ms("bare", bare_other, ok, env)
     first_answer_ms(case.function, MAIN, case.first_request(runs + 1), env)
-    row = Row(case, google, other, [], [], [], set())
+    row = Row(case, google, other, [], [], [], set(), [], [])
     for run in range(runs):
-        base, _ = first_answer_ms("bare", bare, ok, env)
-        real, status = first_answer_ms(case.function, MAIN, case.first_request(run), env)
+        base = first_answer("bare", bare, ok, env)
+        real = first_answer(case.function, MAIN, case.first_request(run), env)
         extra = first_answer_ms("bare", bare_other, ok, env)[0] if other else 0.0
-        row.base_ms.append(base)
-        row.real_ms.append(real)
+        row.base_ms.append(base.wall_ms)
+        row.real_ms.append(real.wall_ms)
+        row.base_cpu.append(base.cpu_ms)
+        row.real_cpu.append(real.cpu_ms)
         row.other_ms.append(extra)
-        row.statuses.add(status)
+        row.statuses.add(real.status)
         print(
-            f"{case.function} run {run + 1}: baseline {base:.0f} ms, function {real:.0f} ms "
-            f"({real / base:.2f}x), status {status}"
+            f"{case.function} run {run + 1}: baseline {base.wall_ms:.0f} ms "
+            f"(CPU {base.cpu_ms:.0f}), function {real.wall_ms:.0f} ms (CPU {real.cpu_ms:.0f}) "
+            f"({real.wall_ms / base.wall_ms:.2f}x), status {real.status}"
             + (f", baseline with {'+'.join(other)} {extra:.0f} ms" if other else ""),
             file=sys.stderr,
         )
@@ -399,17 +439,21 @@ def report(
         "request on the local stack's emulators and Stripe double; median of "
         f"{runs} runs alternating with the baseline, after one unmeasured start of each "
         "side (both read compiled bytecode from one cache). Baseline: a bare function "
-        "served the same way whose module imports pydantic and the Google clients that "
+        "served the same way whose module imports pydantic (its BaseModel: `import "
+        "pydantic` alone is lazy) and the Google clients that "
         "the function's first request loads (found by a probe). Ratio = median function "
         "/ median baseline; per-run ratios = each run's function over the baseline "
         "started just before it. Last column: the ratio against a baseline that also "
-        "imports the non-Google client the function needs (stripe). Load average (1 min) "
+        "imports the non-Google client the function needs (stripe). CPU columns: user + "
+        "system CPU time of each server's process tree from start to exit (medians), which "
+        "the machine's load moves far less than wall time. Load average (1 min) "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after, on a 2-core machine "
         "shared with other work.",
         "",
         "| function | baseline imports | baseline ms | function ms | ratio | per-run ratios "
-        "| first status | with stripe/sendgrid in the baseline |",
-        "|---|---|---:|---:|---:|---|---|---|",
+        "| first status | with stripe/sendgrid in the baseline | CPU ms baseline / function "
+        "| CPU ratio |",
+        "|---|---|---:|---:|---:|---|---|---|---:|---:|",
     ]
     for row in rows:
         base, real = statistics.median(row.base_ms), statistics.median(row.real_ms)
@@ -425,7 +469,9 @@ def report(
         lines.append(
             f"| `{row.case.function}` | pydantic, {', '.join(row.google) or '(none)'} "
             f"| {base:.0f} | {real:.0f} | {ratio:.2f}x{mark} | {low:.2f}-{high:.2f}x "
-            f"| {', '.join(map(str, sorted(row.statuses)))} | {other} |"
+            f"| {', '.join(map(str, sorted(row.statuses)))} | {other} "
+            f"| {statistics.median(row.base_cpu):.0f} / {statistics.median(row.real_cpu):.0f} "
+            f"| {statistics.median(row.real_cpu) / statistics.median(row.base_cpu):.2f}x |"
         )
     lines += [
         "",
