@@ -69,69 +69,35 @@ FINGERPRINT = "cold-start-machine-" + "ab" * 16
 
 # Written into docs/performance.md under the table; the table is the latest run.
 HISTORY = """\
-**Target NOT met** (2026-11-28): `download` was over 1.2x in every run; `send_email` and
-`email_sweeper` were within it in one run only (1.20x and 1.10x, the same run, under
-heavy load) and over it in all others. Ratios below are download / send_email /
-email_sweeper, each the median of 5, 7 or 11 runs. Before: 2.66x / 1.51x / 1.33x
-(commit 113525e), 1.82x / 1.67x / 1.24x (commit 45b045a), 1.69x / 1.27x / 1.60x,
-1.42x / 1.46x / 1.19x and 1.45x / 1.68x / 1.34x (commit 0b89041), 1.58x / 1.55x / 1.23x
-(first run of this round). Those runs compiled `main.py` and the whole `commerce` package from
-source at every start of the function (PYTHONDONTWRITEBYTECODE=1 is set in this
-environment), while the baseline's imports came with `.pyc` files: in-process, 6
-alternating download starts took 1.14-1.26 s from source and 0.87-1.03 s (one outlier
-1.31 s) with bytecode.
+**Issue 15 (2026-12-01).** The owner decided the baseline: the same Google clients plus
+pydantic. What changed:
 
-What changed:
+- `Settings` is a plain frozen pydantic model that `load_settings()` feeds from the
+  environment (same fields, validation and error messages naming the variable;
+  tests/unit/test_settings.py unchanged and passing). pydantic-settings is no longer a
+  dependency: importing it cost every function 47-104 ms of CPU on this machine (load
+  average about 8); the Settings class now builds in 5-9 ms.
+- The bench covers every function in emulators/ports.json (it stops if one has no first
+  request), runs them as the local stack does (`emulators.function_server`) against the
+  whole local stack, finds each function's clients with a probe instead of a declared
+  list, reports each server's CPU time beside wall time, and imports pydantic's
+  BaseModel in the baseline (`import pydantic` alone is lazy and loads almost nothing).
 
-- The bench gives both sides compiled bytecode (one shared cache, one unmeasured start
-  of each side first), warms the fresh emulator's code paths in-process before
-  measuring (no visible difference in these runs), and reports 7 runs with each run's
-  ratio.
-- `send_email` and `email_sweeper` import the templates module and smtplib only when
-  they compose or send a message; a download redirect no longer imports
-  `commerce.grants`, `commerce.keys` and `license_keys` (needed only for the listing's
-  links); the `send_email` body model builds its validator on first use. A few ms in
-  all (these modules cost 1-5 ms each to import); tests/delivery/test_cold_start_imports.py
-  checks what each request loads.
-- Tried and reverted: starting the URL-signing warm-up before the Firestore import. The
-  local key's RSA check (45-57 ms) holds the GIL with cryptography 50 (a CPU loop in
-  another thread is delayed by the whole load), so it cannot overlap CPU-bound imports
-  (the earlier note here that it ran without the GIL was wrong); started at the first
-  redemption, as before, it at least fills the transaction's round trips.
+Where the rest goes (in-process, CPU time of one `send_email` / `resend_links` start
+after the baseline's imports, load average 10-16, cProfile): `main.py` and
+`functions_framework.create_app` 28-32 ms; the first request 63-123 ms, of which the
+domain models' class construction (`commerce.domain.models`) is
+about 40 ms CPU at import (about 4 ms of it is schema building: `defer_build` saves that
+much and no more; string annotations are not the cost either: importing the module
+without `from __future__ import annotations` measured the same), the composition root's
+Firestore client and repositories (the GAPIC/gRPC layer of google-cloud-firestore loads
+when the first client is created, not at `import google.cloud.firestore`, so the baseline
+does not pay it), and the e-mail worker's or re-send service's own modules. Wall-time
+ratios on this machine moved by more than these amounts between runs (per-run ratios
+0.45-6.0x in the first run of the day); the CPU ratio is the steadier figure.
 
-Runs with the bench change and the code as before: 1.21x / 1.20x / 1.10x [per-run
-0.93-1.55 / 0.72-1.79 / 0.79-1.50] (a browser test was running: baselines 0.97-1.09 s);
-with the reverted early warm-up: 1.47x / 1.30x / 1.27x; with the final code: 1.49x /
-1.33x / 1.20x, download alone 1.43x [1.26-1.54], then 1.30x / 1.22x / 1.37x [0.92-1.59
-/ 1.04-1.53 / 0.99-1.90], 1.47x / 1.58x / 1.40x [1.25-1.98 / 1.20-1.92 / 1.03-1.54],
-1.38x / 1.41x / 1.26x [1.19-2.10 / 1.19-1.82 / 1.16-1.60], 11 runs 1.54x / 1.26x / 1.20x
-[1.15-1.90 / 1.01-2.00 / 0.95-1.74], download alone with the emulator warm-up 1.45x
-[1.32-2.08], and 1.28x / 1.49x / 1.57x [1.00-1.96 / 1.00-1.74 / 1.20-1.67] (the run that
-wrote the table above). Baselines ranged 0.6-1.1 s and the same function 0.9-1.7 s within
-minutes (2 cores shared with other test and benchmark runs), so single runs differ by
-more than these code changes; the in-process figures below are steadier.
-
-Where the function's extra time goes (in-process, in one interpreter after
-functions-framework and the baseline's Google clients are imported, median of 7 runs,
-ms, download / send_email / email_sweeper): pydantic 104 / 134 / 143, pydantic-settings
-36 / 41 / 53, the Settings class and its load 14 / 17 / 19, main.py's own modules
-10 / 11 / 12, the first request 138 / 88 / 98 (the remaining `commerce` modules and
-pydantic models ~35; container and clients ~5; download also the RSA key check ~50
-and the transaction's round trips ~35). About 0.3 s over a baseline of 0.7-0.9 s,
-where 1.2x allows 0.14-0.18 s: pydantic alone, which every function's first request
-needs (Settings, the domain models), takes most of it.
-
-Options not taken, with what they would save: replacing pydantic-settings by a plain
-pydantic model read from the environment (35-50 ms; the frozen pydantic-settings
-Settings stays, and it would not bring the functions under 1.2x by itself);
-`gc.freeze()`/`gc.disable()` during start-up (the one full collection costs 40-50 ms,
-but it would speed the baseline alike: it tunes the interpreter, not this code);
-validating the local signing key in a parallel process and loading it without a second
-check (about 45 ms of the download's first request, `adapters/artifacts.py`; Google
-Cloud signs through IAM, no key file); `defer_build` on the domain models (unused
-models built at import, ~5 ms, `domain/models.py`); skipping the RSA key validation, a
-baseline that also loads Settings, answering before the redemption commits (not
-allowed).
+Earlier sessions (old baseline without pydantic): download 1.28-1.54x, send_email
+1.22-1.58x, email_sweeper 1.20-1.57x over eight runs (session 2).
 """
 
 
