@@ -680,6 +680,7 @@ def report(result: dict[str, Any]) -> str:
         "",
         hot_section(result),
         "",
+        DESIGN,
         cost_model.cost_section(units, result),
     ]
     if result.get("failures"):
@@ -687,9 +688,37 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-HOT_ANSWERS = {
-    "rate_limits": "rate-limit counters (one document per key or network and window)",
-}
+DESIGN = """\
+Design answers for the documents above and for the 5xx the checks report (Firestore's
+guidance: cloud.google.com/firestore/docs/best-practices, "Updates to a single
+document", and /docs/solutions/counters, distributed counters whose write rate grows
+with the number of shards):
+
+- `rate_limits/<hash>-<window>` written by `download` (a network's and a link's
+  counter for the current window, incremented inside every redemption's transaction):
+  every buyer behind one address (an office, a campus, a carrier NAT) writes the same
+  network counter, and its redemptions serialize on it. Answer: take the per-network
+  counter out of the transaction and count it like `license_api` does
+  (`commerce.ratelimit.DeferredCounter`: counted in memory, one batched `Increment` per
+  counter at most every 0.25 s, limits approximate by what other instances saw in about
+  half a second), or, where exactness matters, a sharded counter (N shard documents per
+  window, each redemption increments one at random, the check reads all N in its
+  batched read: N times the sustained rate for N-1 more reads per redemption).
+- `download_tokens/<hash>` (a link's redemption count): it is the product's limit (5
+  uses) and must stay exact, so it stays one document in the transaction; its lifetime
+  total is bounded by that limit, so its rate can only be high in a burst, and a burst on
+  one link (the shared-link case) serializes on it by design. What should change is the
+  answer to the losers of that race: today contention that outlasts the runner's
+  attempts answers 503 (see "One link ... at once" above); a per-instance turn per
+  token before the transaction (as the webhook takes one per session) and a 429 with
+  Retry-After for what still collides would keep it a 4xx.
+- One license activated from many machines at once: the license document holds the
+  machine ids (the exact activation limit), so concurrent activations serialize on it
+  the same way, with the same answer.
+- E-mail jobs (`email_jobs/<id>`, three writes within about a second: claim, sending,
+  sent) and a fulfillment's order/license/grant are short bursts of 2-3 writes, below
+  the sustained rate; not listed.
+"""
 
 
 def hot_section(result: dict[str, Any]) -> str:
