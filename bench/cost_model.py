@@ -80,7 +80,13 @@ PRICES = {
 }
 
 # Memory of each function's instance (infra/terraform/modules/shop/locals.tf), GiB.
-MEMORY_GIB = {"stripe_webhook": 0.5, "send_email": 0.25, "download": 0.25, "license_api": 0.25}
+MEMORY_GIB = {
+    "stripe_webhook": 0.5,
+    "send_email": 0.25,
+    "email_sweeper": 0.25,
+    "download": 0.25,
+    "license_api": 0.25,
+}
 ARTIFACT_MIB = 50.0  # ASSUMED size of the downloaded file; the sample release is tiny
 
 ROWS = (
