@@ -118,10 +118,58 @@ class Request:
 
 
 @dataclass(frozen=True)
+class Seeded:
+    """What the first requests use: one purchase per run (a link, a key, an order)."""
+
+    bought: list[Any]
+    webhook_secret: str
+
+
+@dataclass(frozen=True)
 class Case:
     function: str
-    first_request: Callable[[int], Request]  # run number -> its first request
+    first_request: Callable[[Seeded, int], Request]  # (seeded data, run) -> its request
     expected: frozenset[int]  # the answer a working function gives it
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+def _webhook(seeded: Seeded, run: int) -> Request:
+    session = se.checkout_session(email=f"cold{run}@example.com")
+    evt = se.event("checkout.session.completed", session)
+    payload, header = se.signed(evt, seeded.webhook_secret)  # signed now: fresh timestamp
+    return Request("POST", "/", payload, {"Stripe-Signature": header})
+
+
+def _validate(seeded: Seeded, run: int) -> Request:
+    key = seeded.bought[run].key
+    body = {"key": key, "fingerprint": FINGERPRINT, "nonce": f"coldstart-nonce-{run:04d}"}
+    return Request("POST", "/validate", _json(body))
+
+
+# Every function's real first request (names from functions/main.py;
+# tests/infra/test_function_list.py checks them against it, and main() refuses to run
+# while a function of the stack has none).
+CASES = (
+    Case("checkout", lambda s, run: Request(
+        "POST", "/", _json({"email": f"cold{run}@example.com"})), frozenset({200})),
+    Case("stripe_webhook", _webhook, frozenset({200})),
+    Case("download", lambda s, run: Request(
+        "GET", f"/d/{s.bought[run].tokens[0]}?platform=linux-x86_64"), frozenset({302})),
+    Case("send_email", lambda s, run: Request(
+        "POST", "/", _json({"job_id": "email_cold_missing"})), frozenset({200})),
+    Case("order_status", lambda s, run: Request(
+        "GET", f"/?session_id={s.bought[run].order.id}"), frozenset({200})),
+    Case("resend_links", lambda s, run: Request(
+        "POST", "/", _json({"email": f"nobody{run}@example.com"})), frozenset({202})),
+    Case("license_api", _validate, frozenset({200})),
+    Case("reconcile", lambda s, run: Request("POST", "/", _json({"days": 1})),
+         frozenset({200})),
+    Case("email_sweeper", lambda s, run: Request("POST", "/", b"{}"), frozenset({200})),
+)  # fmt: skip
+DEFAULT_FUNCTIONS = tuple(case.function for case in CASES)
 
 
 def bare_source(modules: tuple[str, ...]) -> str:
@@ -257,12 +305,11 @@ def warm_up_emulator(container: Any, tokens: list[str]) -> None:
         quiet.setLevel(level)
 
 
-def build_cases(container: Any, env: Mapping[str, str], runs: int) -> list[Case]:
-    """Every function's first request, with what it needs seeded (one item per run where
-    a request changes state: a link, a paid session)."""
+def seed(container: Any, env: Mapping[str, str], runs: int) -> Seeded:
+    """One fulfilled purchase per run (and a few to warm the emulator up with)."""
     now = container.clock.now()
     bought = []
-    for n in range(runs + 1 + WARM_TOKENS):
+    for n in range(runs + WARM_TOKENS):
         purchase = factories.purchase(
             container.keys, OrderState.FULFILLED, order_id=f"cs_cold_{n:04d}", now=now
         )
@@ -272,43 +319,8 @@ def build_cases(container: Any, env: Mapping[str, str], runs: int) -> list[Case]
         container.licenses.put(purchase.license)
         container.download_tokens.put(purchase.grants[0])
         bought.append(purchase)
-    warm_up_emulator(container, [b.tokens[0] for b in bought[runs + 1 :]])
-    secret = env["STRIPE_WEBHOOK_SECRET"]
-
-    def json_body(value: object) -> bytes:
-        return json.dumps(value).encode()
-
-    def webhook(run: int) -> Request:
-        session = se.checkout_session(email=f"cold{run}@example.com")
-        payload, header = se.signed(se.event("checkout.session.completed", session), secret)
-        return Request("POST", "/", payload, {"Stripe-Signature": header})
-
-    def validate(run: int) -> Request:
-        key = bought[run].key
-        body = {"key": key, "fingerprint": FINGERPRINT, "nonce": f"coldstart-nonce-{run:04d}"}
-        return Request("POST", "/validate", json_body(body))
-
-    cases = [
-        Case("checkout", lambda run: Request(
-            "POST", "/", json_body({"email": f"cold{run}@example.com"})), frozenset({200})),
-        Case("stripe_webhook", webhook, frozenset({200})),
-        Case("download", lambda run: Request(
-            "GET", f"/d/{bought[run].tokens[0]}?platform=linux-x86_64"), frozenset({302})),
-        Case("send_email", lambda run: Request(
-            "POST", "/", json_body({"job_id": "email_cold_missing"})), frozenset({200})),
-        Case("order_status", lambda run: Request(
-            "GET", f"/?session_id={bought[run].order.id}"), frozenset({200})),
-        Case("resend_links", lambda run: Request(
-            "POST", "/", json_body({"email": f"nobody{run}@example.com"})), frozenset({202})),
-        Case("license_api", validate, frozenset({200})),
-        Case("reconcile", lambda run: Request("POST", "/", json_body({"days": 1})),
-             frozenset({200})),
-        Case("email_sweeper", lambda run: Request("POST", "/", b"{}"), frozenset({200})),
-    ]  # fmt: skip
-    missing = set(function_names()) - {case.function for case in cases}
-    if missing:
-        raise SystemExit(f"no first request defined for: {', '.join(sorted(missing))}")
-    return cases
+    warm_up_emulator(container, [b.tokens[0] for b in bought[runs:]])
+    return Seeded(bought[:runs], env["STRIPE_WEBHOOK_SECRET"])
 
 
 @dataclass
@@ -327,8 +339,8 @@ class Row:
         return [r / b for r, b in zip(self.real_ms, self.base_ms, strict=True)]
 
 
-def measure(case: Case, env: Mapping[str, str], runs: int, tmp: Path) -> Row:
-    probe_request = case.first_request(runs)  # the unmeasured run's item
+def measure(case: Case, seeded: Seeded, env: Mapping[str, str], runs: int, tmp: Path) -> Row:
+    probe_request = case.first_request(seeded, runs)  # the unmeasured run's item
     clients = loaded_clients(case, probe_request, env)
     google = tuple(m for m in clients if m in GOOGLE_CLIENTS)
     other = tuple(m for m in clients if m in OTHER_CLIENTS)
@@ -342,11 +354,11 @@ def measure(case: Case, env: Mapping[str, str], runs: int, tmp: Path) -> Row:
     first_answer_ms("bare", bare, ok, env)
     if other:
         first_answer_ms("bare", bare_other, ok, env)
-    first_answer_ms(case.function, MAIN, case.first_request(runs + 1), env)
+    first_answer_ms(case.function, MAIN, case.first_request(seeded, runs + 1), env)
     row = Row(case, google, other, [], [], [], set(), [], [])
     for run in range(runs):
         base = first_answer("bare", bare, ok, env)
-        real = first_answer(case.function, MAIN, case.first_request(run), env)
+        real = first_answer(case.function, MAIN, case.first_request(seeded, run), env)
         extra = first_answer_ms("bare", bare_other, ok, env)[0] if other else 0.0
         row.base_ms.append(base.wall_ms)
         row.real_ms.append(real.wall_ms)
@@ -367,10 +379,18 @@ def measure(case: Case, env: Mapping[str, str], runs: int, tmp: Path) -> Row:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--functions", default="", help="comma-separated (default: all)")
+    parser.add_argument("--functions", default=",".join(DEFAULT_FUNCTIONS), help="comma-separated")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
-    selected = set(args.functions.split(",")) if args.functions else None
+    selected = set(args.functions.split(","))
+    unknown = sorted(selected - set(DEFAULT_FUNCTIONS))
+    if unknown:
+        parser.error(
+            f"no cold-start case for {', '.join(unknown)}; known: {', '.join(DEFAULT_FUNCTIONS)}"
+        )
+    missing = sorted(set(function_names()) - set(DEFAULT_FUNCTIONS))
+    if missing:
+        parser.error(f"no first request defined for: {', '.join(missing)}")
     load_before = os.getloadavg()
 
     overrides = {"DOWNLOAD_MAX_REDEMPTIONS": "100", "DOWNLOAD_RATE_LIMIT_PER_NETWORK": "100000",
@@ -381,11 +401,11 @@ def main() -> None:
         env = {**local.env, "PYTHONPATH": str(ROOT), "PYTHONPYCACHEPREFIX": str(tmp / "pyc")}
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         container = container_for(env)
-        cases = build_cases(container, env, args.runs + 2)
+        seeded = seed(container, env, args.runs + 2)
         container.db.close()
-        for case in cases:
-            if selected is None or case.function in selected:
-                rows.append(measure(case, env, args.runs, tmp))
+        for case in CASES:
+            if case.function in selected:
+                rows.append(measure(case, seeded, env, args.runs, tmp))
     load_after = os.getloadavg()
     text = report(rows, args.runs, load_before, load_after)
     print(text)

@@ -23,6 +23,7 @@ background threads included (e.g. the deferred rate-limit counters).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -279,9 +280,7 @@ def serve(
         if counted:
             python = spec.argv[0]
             argv = [python, "-m", "bench.served", *spec.argv[3:]]
-            spec = stack.ServiceSpec(
-                name=spec.name, argv=argv, url=spec.url, probe=spec.probe, env=env, cwd=ROOT
-            )
+            spec = dataclasses.replace(spec, argv=argv)
         specs.append(spec)
     running = [stack.start_service(spec, local.log_dir) for spec in specs]
     try:
