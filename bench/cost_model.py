@@ -176,7 +176,8 @@ def cost_section(units: Mapping[str, Mapping[str, float]], result: Mapping[str, 
         "",
     ]
     for price in PRICES.values():
-        lines.append(f"- {price.what}: ${price.usd:g} per {price.per:,.0f} ({price.source})")
+        usd = f"{price.usd:.7f}".rstrip("0").rstrip(".")
+        lines.append(f"- {price.what}: ${usd} per {price.per:,.0f} ({price.source})")
     lines += [
         "",
         "How the lines are made: Firestore from the counted billed reads, writes and "
