@@ -763,6 +763,13 @@ with the number of shards):
 - One license activated from many machines at once: the license document holds the
   machine ids (the exact activation limit), so concurrent activations serialize on it
   the same way, with the same answer.
+- Refunds: `Fulfillment.record_refund` queries the order's download grants
+  (`download_tokens where order_id == ...`) inside its pessimistic transaction. With 40
+  refunds delivered 16 at once (the full scale) the emulator stalled for over ten
+  minutes with every refund waiting in its Commit (10 at once: the same; 4 at once:
+  about 12 s each), so the bench now sends refunds 4 at once. Answer: read the grants by
+  key, not by query (the order lists its grants' token ids; key the grants by that id,
+  or keep their hashes on the order), so the transaction locks documents, not a query.
 - E-mail jobs (`email_jobs/<id>`, three writes within about a second: claim, sending,
   sent) and a fulfillment's order/license/grant are short bursts of 2-3 writes, below
   the sustained rate; not listed.
