@@ -481,6 +481,83 @@ def test_without_a_signing_secret_the_webhook_is_disabled(container, secret_valu
     assert answer.get_json()["error"] == "webhook_disabled"
 
 
+# -- fulfil only what was paid (the official library asks the double) -------------------------
+
+
+def session_on_the_double(stripe_client: stripe.StripeClient, **params: Any) -> str:
+    """A session created at Stripe outside our checkout, carrying our product metadata."""
+    session = stripe_client.v1.checkout.sessions.create(
+        {
+            "mode": "payment",
+            "success_url": "http://elsewhere.test/ok",
+            "metadata": {"product_id": "genx", "locale": "en", "ref": ""},
+            **params,
+        }
+    )
+    return session.id
+
+
+def test_a_signed_event_for_a_session_stripe_never_created_is_rejected_with_a_2xx(
+    container, double
+):
+    event = se.event("checkout.session.completed", se.checkout_session())
+    session_id = event["data"]["object"]["id"]
+
+    answer = signed_post(event)
+
+    assert answer.status_code == 200
+    assert answer.get_json()["outcome"] == "rejected"
+    order = order_of(container, session_id)
+    assert (order.state, order.rejection_reason) == (OrderState.REJECTED, "unknown_session")
+    assert container.licenses.by_order(session_id) == []
+
+
+@pytest.mark.parametrize(
+    ("line_item", "reason"),
+    [
+        ({"price_data": {"currency": "eur", "unit_amount": 1, "product": "genx"}}, "wrong_price"),
+        ({"price_data": {"currency": "jpy", "unit_amount": 1, "product": "genx"}}, "wrong_price"),
+        ({"quantity": 2}, "wrong_quantity"),
+    ],
+    ids=["another-price", "1-jpy", "two-licenses"],
+)
+def test_a_paid_session_made_outside_our_checkout_is_rejected(
+    container, double, stripe_client, price_id, line_item, reason
+):
+    item = {"price": price_id, "quantity": 1, **line_item}
+    if "price_data" in item:
+        del item["price"]
+    session_id = session_on_the_double(stripe_client, line_items=[item])
+    double.control(f"sessions/{session_id}/pay", outcome="paid")
+    (completed,) = double.events("checkout.session.completed")
+
+    answer = signed_post(completed)
+
+    assert (answer.status_code, answer.get_json()["outcome"]) == (200, "rejected")
+    order = order_of(container, session_id)
+    assert (order.state, order.rejection_reason) == (OrderState.REJECTED, reason)
+    assert container.licenses.by_order(session_id) == []
+    assert container.email_jobs.in_state(EmailJobState.PENDING) == []
+
+
+def test_the_webhook_answers_503_when_stripe_cannot_be_asked_and_fulfils_on_retry(
+    make_container, double
+):
+    make_container()
+    session_id = start_checkout(email="jane@example.com")["id"]
+    double.control(f"sessions/{session_id}/pay", outcome="paid")
+    (completed,) = double.events("checkout.session.completed")
+    unreachable = make_container(stripe_api_base="http://127.0.0.1:9")  # nothing listens
+
+    answer = signed_post(completed)
+
+    assert answer.status_code == 503
+    assert answer.get_json()["error"] == "payment_provider_unavailable"
+    assert unreachable.orders.get(session_id) is None
+    make_container()
+    assert signed_post(completed).get_json()["outcome"] == "fulfilled"
+
+
 # -- reconcile ---------------------------------------------------------------------------------
 
 

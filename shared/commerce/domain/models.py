@@ -68,6 +68,8 @@ class Order(Document):
     channel: str = "stable"
     livemode: bool = False
     last_event_id: str | None = None
+    # Why a paid session was not fulfilled (state `rejected`): a `payments.Rejection`.
+    rejection_reason: str | None = None
 
     @classmethod
     def from_session(

@@ -33,6 +33,7 @@ from commerce.domain.models import (
     Order,
 )
 from commerce.domain.orders import BLOCKING_STATES, OrderState, can_transition, transition
+from commerce.domain.payments import Verdict
 from commerce.grants import new_download_grant, new_email_job
 from commerce.keys import normalize_email
 from commerce.logs import get_logger
@@ -117,9 +118,18 @@ class Fulfillment:
 
     # -- payment ---------------------------------------------------------------------
     def fulfil(
-        self, session: SessionFacts, *, ledger_id: str, event_type: str, event_id: str | None
+        self,
+        session: SessionFacts,
+        *,
+        ledger_id: str,
+        event_type: str,
+        event_id: str | None,
+        giveaway: bool = False,
     ) -> Change:
-        """Issue the license, download grant and e-mail job for a paid session, once."""
+        """Issue the license, download grant and e-mail job for a paid session, once.
+
+        The caller has verified the session with Stripe (`purchase.verification`);
+        `giveaway`: a free order the shop allows, audited as such."""
         session_id = session.id
         license_id = license_id_for(session_id)
         customer_id = self.keys.customer_id_for(session.email) if session.email else None
@@ -147,7 +157,17 @@ class Fulfillment:
                 order is not None and order.state in (OrderState.FULFILLED, OrderState.DISPUTED)
             ):
                 return Change(Outcome.ALREADY_FULFILLED, session_id)
-            return self._issue(uow, now, session, order, customer, customer_id, event_id)
+            change = self._issue(uow, now, session, order, customer, customer_id, event_id)
+            if giveaway:
+                self.auditor.record(
+                    "order.giveaway",
+                    uow=uow,
+                    order_id=session_id,
+                    event_id=event_id,
+                    amount_total=session.amount_total,
+                    currency=session.currency,
+                )
+            return change
 
         with self._session_locks.turn(session_id):
             change = self._apply(ledger_id, event_type, decide, reads)
@@ -280,6 +300,70 @@ class Fulfillment:
             token_id=grant.token_id,
         )
         return Change(Outcome.FULFILLED, session_id, job_id)
+
+    def reject(
+        self,
+        session: SessionFacts,
+        verdict: Verdict,
+        *,
+        ledger_id: str,
+        event_type: str,
+        event_id: str | None,
+    ) -> Change:
+        """A paid session that is not what we sell: the order is `rejected` with its
+        reason, audited, an alert logged; no license. A settled order stays as it is."""
+        reason = verdict.rejection.value if verdict.rejection else "unknown"
+
+        def decide(uow: UnitOfWork, now: datetime, found: Found) -> Change:
+            order = found[uow.orders.key(session.id)]
+            state = order.state if order is not None else None
+            if state in (OrderState.FULFILLED, OrderState.DISPUTED):
+                return Change(Outcome.ALREADY_FULFILLED, session.id)
+            if not can_transition(state, OrderState.REJECTED):
+                return Change(Outcome.BLOCKED, session.id)
+            rejected = transition(state, OrderState.REJECTED)
+            base = order or Order.from_session(
+                session, state=rejected, now=now, product_id=self.settings.product_id
+            )
+            uow.orders.put(
+                base.with_session(
+                    session,
+                    state=rejected,
+                    updated_at=now,
+                    rejection_reason=reason,
+                    last_event_id=event_id or ledger_id,
+                )
+            )
+            self.auditor.record(
+                "order.rejected",
+                uow=uow,
+                order_id=session.id,
+                event_id=event_id,
+                reason=reason,
+                detail=verdict.detail,
+                amount_total=session.amount_total,
+                currency=session.currency,
+                livemode=session.livemode,
+            )
+            return Change(Outcome.REJECTED, session.id)
+
+        with self._session_locks.turn(session.id):
+            change = self._apply(ledger_id, event_type, decide, self._order_of(session.id))
+        if change.outcome is Outcome.REJECTED:
+            # ERROR: someone paid (or pretended to) for something we do not sell; a person
+            # looks (refund, or fix the catalog). Monitoring matches the event name.
+            _log.error(
+                "paid session rejected: %s",
+                reason,
+                extra={
+                    "event": "purchase.rejected",
+                    "order_id": session.id,
+                    "reason": reason,
+                    "detail": verdict.detail,
+                    "ledger_id": ledger_id,
+                },
+            )
+        return change
 
     def record_pending(
         self, session: SessionFacts, *, ledger_id: str, event_type: str, event_id: str

@@ -15,6 +15,7 @@ from commerce.logs import get_logger
 from commerce.purchase.fulfillment import Fulfillment
 from commerce.purchase.gateway import StripeGateway
 from commerce.purchase.schemas import Outcome, ReconcileReport, SessionFacts
+from commerce.purchase.verification import PaidSessions
 from commerce.unit_of_work import Storage
 
 RECONCILE_EVENT_TYPE = "reconcile"
@@ -25,6 +26,7 @@ _SETTLED = {
     OrderState.REFUNDED: "blocked",
     OrderState.REVOKED: "blocked",
     OrderState.FAILED: "blocked",
+    OrderState.REJECTED: "rejected",
 }
 
 
@@ -34,12 +36,14 @@ class Reconciler:
         *,
         gateway: StripeGateway,
         fulfillment: Fulfillment,
+        paid_sessions: PaidSessions,
         storage: Storage,
         clock: Clock,
         default_days: int,
     ) -> None:
         self.gateway = gateway
         self.fulfillment = fulfillment
+        self.paid_sessions = paid_sessions
         self.storage = storage
         self.clock = clock
         self.default_days = default_days
@@ -61,7 +65,7 @@ class Reconciler:
                 setattr(report, settled, getattr(report, settled) + 1)
                 continue
             try:
-                change = self.fulfillment.fulfil(
+                change = self.paid_sessions.settle(
                     session,
                     ledger_id=reconcile_ledger_id(session.id),
                     event_type=RECONCILE_EVENT_TYPE,
@@ -79,6 +83,8 @@ class Reconciler:
                 report.repaired_sessions.append(session.id)
             elif change.outcome is Outcome.BLOCKED:
                 report.blocked += 1
+            elif change.outcome is Outcome.REJECTED:
+                report.rejected += 1
             else:
                 report.already_fulfilled += 1
         if report.repaired:

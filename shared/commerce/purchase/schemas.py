@@ -156,7 +156,8 @@ class Outcome(StrEnum):
 
     FULFILLED = "fulfilled"
     ALREADY_FULFILLED = "already_fulfilled"
-    BLOCKED = "blocked"  # refunded / revoked / failed before fulfillment: no license
+    BLOCKED = "blocked"  # refunded / revoked / failed / rejected before fulfillment
+    REJECTED = "rejected"  # paid, but not for what we sell (domain/payments.py): no license
     PENDING = "pending"
     FAILED = "failed"
     REFUNDED = "refunded"
@@ -185,6 +186,7 @@ class ReconcileReport:
     already_fulfilled: int = 0
     repaired: int = 0
     blocked: int = 0
+    rejected: int = 0
     failed: int = 0
     repaired_sessions: list[str] = field(default_factory=list)
 
@@ -196,6 +198,7 @@ class ReconcileReport:
             "already_fulfilled": self.already_fulfilled,
             "repaired": self.repaired,
             "blocked": self.blocked,
+            "rejected": self.rejected,
             "failed": self.failed,
             "repaired_sessions": list(self.repaired_sessions),
         }

@@ -7,9 +7,12 @@ in the future is refused (400 `invalid_signature`) before anything is written. A
 event that is not strict JSON or whose ids lack Stripe's shape (`stripe_shapes`) is
 refused with 400 and audited (`webhook.refused`), so no id becomes a document id that
 Firestore would reject. Every accepted event ends in the
-ledger exactly once, acted on or merely acknowledged. Errors worth retrying (storage
-contention, Stripe unreachable while resolving a charge) surface as 5xx so Stripe
-delivers again; the transaction guarantees the retry finds nothing half-done.
+ledger exactly once, acted on or merely acknowledged. A paid session is fulfilled
+only after Stripe confirms it is what we sell (`purchase.verification`); otherwise the
+order is `rejected` and Stripe gets a 2xx (retrying cannot change the verdict). Errors
+worth retrying (storage contention, Stripe unreachable while verifying a session or
+resolving a charge) surface as 5xx so Stripe delivers again; the transaction guarantees
+the retry finds nothing half-done, and nothing is fulfilled unverified.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from commerce.purchase.schemas import (
     WebhookDisabled,
 )
 from commerce.purchase.stripe_shapes import EVENT_PREFIXES, check_event_ids, is_stripe_id
+from commerce.purchase.verification import PaidSessions
 from commerce.secrets import SecretName, SecretSource
 from commerce.unit_of_work import Storage
 
@@ -65,12 +69,14 @@ class WebhookService:
         storage: Storage,
         gateway: StripeGateway,
         auditor: Auditor,
+        paid_sessions: PaidSessions,
     ) -> None:
         self.auditor = auditor
         self.secrets = secrets
         self.fulfillment = fulfillment
         self.storage = storage
         self.gateway = gateway
+        self.paid_sessions = paid_sessions
         # Stripe event dispatch: one handler per event type we act on; any other type
         # is acknowledged once (IGNORED).
         self._handlers: dict[str, Handler] = {
@@ -176,8 +182,8 @@ class WebhookService:
             return self.fulfillment.record_only(event_id, event_type, Outcome.IGNORED)
         if event_type == ASYNC_FAILED:
             return self.fulfillment.mark_failed(session, event_id=event_id, **ledger)
-        if session.is_paid:
-            return self.fulfillment.fulfil(session, event_id=event_id, **ledger)
+        if session.is_paid:  # verified with Stripe first: fulfilled or rejected
+            return self.paid_sessions.settle(session, event_id=event_id, **ledger)
         return self.fulfillment.record_pending(session, event_id=event_id, **ledger)
 
     def _on_charge(self, act: ChargeAction) -> Handler:
