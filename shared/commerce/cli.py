@@ -10,7 +10,7 @@ from __future__ import annotations
 from commerce.cli_support import OperatorTyper
 from commerce.delivery.cli import emails_app, release_app
 from commerce.licensing.cli import license_app
-from commerce.purchase.cli import reconcile
+from commerce.purchase.cli import fraud_cleared, reconcile
 from commerce.rotation_cli import keys_app
 
 app = OperatorTyper(
@@ -27,3 +27,4 @@ app.add_typer(emails_app, name="emails")
 app.add_typer(license_app, name="license")
 app.add_typer(keys_app, name="keys")
 app.command("reconcile")(reconcile)
+app.command("fraud-cleared")(fraud_cleared)

@@ -92,6 +92,7 @@ class StubSessions:
         self.pinned: set[str] = set()  # sessions the test set up explicitly
         self.unreachable = False
         self.retrieved: list[str] = []
+        self.charges: dict[str, dict[str, Any]] = {}
 
     def add(self, session: dict[str, Any]) -> None:
         self.by_intent.setdefault(session["payment_intent"], []).append(session)
@@ -112,6 +113,10 @@ class StubSessions:
         self.retrieved.append(session_id)
         found = self.known.get(session_id)
         return copy.deepcopy(found) if found is not None else None
+
+    def retrieve_charge(self, charge_id: str) -> dict[str, Any]:
+        self._reach()
+        return dict(self.charges[charge_id])
 
     def _reach(self) -> None:
         if self.unreachable:

@@ -1,4 +1,6 @@
-"""`commerce reconcile`: fulfil paid Checkout Sessions whose webhook was missed.
+"""`commerce reconcile`: fulfil paid Checkout Sessions whose webhook was missed (and
+apply missed refunds and disputes); `commerce fraud-cleared`: lift an early fraud
+warning's suspension after review.
 
 Runs against the running `make dev` stack, or whatever the environment configures
 (Google Cloud with default credentials and the live Stripe key); see
@@ -7,6 +9,7 @@ Runs against the running `make dev` stack, or whatever the environment configure
 
 from __future__ import annotations
 
+import getpass
 from typing import Annotated
 
 import typer
@@ -48,3 +51,30 @@ def reconcile(
             typer.echo(f"  repaired {session_id}")
     if report.failed:
         raise typer.Exit(code=ExitCode.FAILED)
+
+
+def fraud_cleared(
+    session_id: Annotated[str, typer.Argument(help="cs_... (the order id)")],
+    actor: Annotated[
+        str, typer.Option("--actor", help="Who does this (for the audit trail).")
+    ] = "",
+    yes: Annotated[bool, Yes] = False,
+) -> None:
+    """Lift the suspension of an early fraud warning after review (the buyer is genuine)."""
+    built = container()
+    confirm(built, f"Lift the fraud-warning suspension of {session_id}", yes=yes, always=True)
+    try:
+        change = built.fulfillment.clear_fraud_warning(session_id, actor=actor or _default_actor())
+    except CommerceError as error:
+        fail(error)
+    if change.outcome.value == "ignored":
+        typer.echo(f"{session_id}: no early fraud warning recorded; nothing changed")
+        raise typer.Exit(code=ExitCode.FAILED)
+    typer.echo(f"{session_id}: fraud warning cleared; the license answers again")
+
+
+def _default_actor() -> str:
+    try:
+        return "support:" + getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return "support"

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["Change", "Fulfillment", "SessionTurns"]
 
 DEFAULT_CHANNEL = "stable"
+FRAUD_WARNING_REASON = "early_fraud_warning"
 _log = get_logger("commerce.purchase.fulfillment")
 
 
@@ -252,6 +253,7 @@ class Fulfillment:
                 channel=DEFAULT_CHANNEL,
                 activation_limit=self.settings.license_activation_limit,
                 order_state=state,
+                **_fraud_hold(order),
                 created_at=now,
                 updated_at=now,
             )
@@ -589,6 +591,108 @@ class Fulfillment:
 
         return self._apply(ledger_id, event_type, decide, self._order_and_license(session_id))
 
+    def suspend_for_fraud_warning(
+        self,
+        session_id: str,
+        *,
+        warning_id: str,
+        fraud_type: str | None,
+        actionable: bool,
+        ledger_id: str,
+        event_type: str,
+    ) -> Change:
+        """Stripe Radar's early fraud warning: the license is suspended (downloads,
+        activations and updates refused) until support refunds or clears it; the order
+        keeps the warning id, so a license issued later starts suspended. Ops are
+        alerted (ERROR `fraud.early_warning`). No automatic refund (docs/stripe.md)."""
+
+        def decide(uow: UnitOfWork, now: datetime, found: Found) -> Change:
+            order = found[uow.orders.key(session_id)]
+            license_ = found[uow.licenses.key(license_id_for(session_id))]
+            if order is not None and order.fraud_warning_id == warning_id:
+                return Change(Outcome.IGNORED, session_id)
+            base = order or self._placeholder_order(
+                session_id, transition(None, OrderState.PENDING), now
+            )
+            uow.orders.put(
+                base.model_copy(
+                    update={
+                        "fraud_warning_id": warning_id,
+                        "updated_at": now,
+                        "last_event_id": ledger_id,
+                    }
+                )
+            )
+            suspended = license_ is not None and license_.status is LicenseStatus.ACTIVE
+            if license_ is not None:
+                self._write_standing(
+                    uow,
+                    license_,
+                    license_.suspend(order_state=base.state, now=now, reason=FRAUD_WARNING_REASON),
+                )
+            self.auditor.record(
+                "order.fraud_warning",
+                uow=uow,
+                order_id=session_id,
+                license_id=license_.id if license_ is not None else None,
+                event_id=ledger_id,
+                warning_id=warning_id,
+                fraud_type=fraud_type,
+                actionable=actionable,
+                license_suspended=suspended,
+            )
+            return Change(Outcome.SUSPENDED, session_id)
+
+        change = self._apply(ledger_id, event_type, decide, self._order_and_license(session_id))
+        if change.outcome is Outcome.SUSPENDED:
+            _log.error(
+                "early fraud warning: license suspended",
+                extra={
+                    "event": "fraud.early_warning",
+                    "order_id": session_id,
+                    "warning_id": warning_id,
+                    "fraud_type": fraud_type,
+                    "actionable": actionable,
+                },
+            )
+        return change
+
+    def clear_fraud_warning(self, session_id: str, *, actor: str) -> Change:
+        """Support reviewed an early fraud warning and found the buyer genuine: the
+        license suspended for it is active again (not one suspended for a dispute, which
+        the dispute decides), and the warning id leaves the order; audited."""
+
+        def work(uow: UnitOfWork) -> Change:
+            order_key = uow.orders.key(session_id)
+            license_key = uow.licenses.key(license_id_for(session_id))
+            found = uow.read(order_key, license_key)
+            order, license_ = found[order_key], found[license_key]
+            if order is None or order.fraud_warning_id is None:
+                return Change(Outcome.IGNORED, session_id)
+            now = self.clock.now()
+            uow.orders.update(session_id, {"fraud_warning_id": None, "updated_at": now})
+            restored = (
+                license_ is not None
+                and license_.status is LicenseStatus.SUSPENDED
+                and license_.status_reason == FRAUD_WARNING_REASON
+            )
+            if license_ is not None and restored:
+                self._write_standing(
+                    uow, license_, license_.restore(order_state=order.state, now=now)
+                )
+            self.auditor.record(
+                "license.fraud_warning_cleared",
+                uow=uow,
+                actor=actor,
+                order_id=session_id,
+                license_id=license_.id if license_ is not None else None,
+                warning_id=order.fraud_warning_id,
+                license_restored=restored,
+            )
+            return Change(Outcome.RESTORED, session_id)
+
+        return self.storage.run(work)
+
     def close_dispute(
         self, session_id: str, *, won: bool, ledger_id: str, event_type: str
     ) -> Change:
@@ -635,6 +739,13 @@ class Fulfillment:
             return Change(Outcome.REVOKED, session_id)
 
         return self._apply(ledger_id, event_type, decide, self._order_and_license(session_id))
+
+
+def _fraud_hold(order: Order | None) -> dict[str, Any]:
+    """A license issued after an early fraud warning on its payment starts suspended."""
+    if order is None or order.fraud_warning_id is None:
+        return {}
+    return {"status": LicenseStatus.SUSPENDED, "status_reason": FRAUD_WARNING_REASON}
 
 
 class SessionTurns:

@@ -164,6 +164,7 @@ class Outcome(StrEnum):
     PARTIALLY_REFUNDED = "partially_refunded"
     DISPUTED = "disputed"
     RESTORED = "restored"
+    SUSPENDED = "suspended"  # early fraud warning: license suspended, ops alerted
     REVOKED = "revoked"
     NO_ORDER = "no_order"  # a charge that belongs to no Checkout Session of ours
     IGNORED = "ignored"  # an event type we do not act on

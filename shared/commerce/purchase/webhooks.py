@@ -43,6 +43,7 @@ ASYNC_FAILED = "checkout.session.async_payment_failed"
 CHARGE_REFUNDED = "charge.refunded"
 DISPUTE_CREATED = "charge.dispute.created"
 DISPUTE_CLOSED = "charge.dispute.closed"
+EARLY_FRAUD_WARNING = "radar.early_fraud_warning.created"
 HANDLED_EVENTS = (
     SESSION_COMPLETED,
     ASYNC_SUCCEEDED,
@@ -50,9 +51,10 @@ HANDLED_EVENTS = (
     CHARGE_REFUNDED,
     DISPUTE_CREATED,
     DISPUTE_CLOSED,
+    EARLY_FRAUD_WARNING,
 )
 # Events that may need a Stripe lookup (`_session_of`) before their transaction.
-CHARGE_EVENTS = (CHARGE_REFUNDED, DISPUTE_CREATED, DISPUTE_CLOSED)
+CHARGE_EVENTS = (CHARGE_REFUNDED, DISPUTE_CREATED, DISPUTE_CLOSED, EARLY_FRAUD_WARNING)
 DISPUTE_WON_STATUSES = frozenset({"won", "warning_closed"})
 _log = get_logger("commerce.purchase.webhooks")
 Handler = Callable[[str, str, Mapping[str, Any]], Change]  # (event id, type, data object)
@@ -86,6 +88,7 @@ class WebhookService:
             CHARGE_REFUNDED: self._on_charge(self._refunded),
             DISPUTE_CREATED: self._on_charge(self._dispute_opened),
             DISPUTE_CLOSED: self._on_charge(self._dispute_closed),
+            EARLY_FRAUD_WARNING: self._on_charge(self._fraud_warning),
         }
 
     def handle(self, payload: bytes, signature_header: str | None) -> DeliveryResult:
@@ -187,10 +190,16 @@ class WebhookService:
         return self.fulfillment.record_pending(session, event_id=event_id, **ledger)
 
     def _on_charge(self, act: ChargeAction) -> Handler:
-        """A charge or dispute event: find our session (order) first, then act."""
+        """A charge, dispute or fraud-warning event: find our session (order) first,
+        then act. Objects without a PaymentIntent (an early fraud warning of an older
+        API version) name their charge, which names it."""
 
         def handle(event_id: str, event_type: str, obj: Mapping[str, Any]) -> Change:
-            session_id = self._session_of(obj.get("payment_intent"))
+            intent = obj.get("payment_intent")
+            charge = obj.get("charge")
+            if not intent and isinstance(charge, str) and charge:
+                intent = self.gateway.retrieve_charge(charge).get("payment_intent")
+            session_id = self._session_of(intent)
             if session_id is None:
                 return self.fulfillment.record_only(event_id, event_type, Outcome.NO_ORDER)
             return act(session_id, obj, {"ledger_id": event_id, "event_type": event_type})
@@ -218,6 +227,15 @@ class WebhookService:
             return self.fulfillment.close_dispute(session_id, won=won, **ledger)
         return self.fulfillment.record_only(
             ledger["ledger_id"], ledger["event_type"], Outcome.IGNORED
+        )
+
+    def _fraud_warning(self, session_id: str, obj: Mapping[str, Any], ledger: Ledger) -> Change:
+        return self.fulfillment.suspend_for_fraud_warning(
+            session_id,
+            warning_id=_str(obj.get("id")) or ledger["ledger_id"],
+            fraud_type=_str(obj.get("fraud_type")),
+            actionable=obj.get("actionable") is True,
+            **ledger,
         )
 
     def _session_of(self, payment_intent: object) -> str | None:
