@@ -137,6 +137,7 @@ class StripeDouble:
         self.charges: dict[str, JSON] = {}
         self.refunds: dict[str, JSON] = {}
         self.disputes: dict[str, JSON] = {}
+        self.fraud_warnings: dict[str, JSON] = {}
         self.events: dict[str, EventRecord] = {}
         self.idempotency: dict[tuple[str, str], tuple[str, int, str]] = {}
 
@@ -213,6 +214,7 @@ class StripeDouble:
             self.charges,
             self.refunds,
             self.disputes,
+            self.fraud_warnings,
         ):
             if object_id in table:
                 return table[object_id]
@@ -946,6 +948,74 @@ class StripeDouble:
         charge["disputed"] = True
         self.emit("charge.dispute.created", dispute)
         return dispute
+
+    def list_disputes(self, params: Mapping[str, Any]) -> JSON:
+        reject_unknown(
+            params,
+            {
+                "charge",
+                "payment_intent",
+                "created",
+                "limit",
+                "starting_after",
+                "ending_before",
+                "expand",
+            },
+        )
+        return self._filtered_list(self.disputes, params, ("charge", "payment_intent"), "disputes")
+
+    def list_charges(self, params: Mapping[str, Any]) -> JSON:
+        reject_unknown(
+            params,
+            {
+                "customer",
+                "payment_intent",
+                "transfer_group",
+                "created",
+                "limit",
+                "starting_after",
+                "ending_before",
+                "expand",
+            },
+        )
+        return self._filtered_list(
+            self.charges, params, ("customer", "payment_intent", "transfer_group"), "charges"
+        )
+
+    def _filtered_list(
+        self, table: dict[str, JSON], params: Mapping[str, Any], fields: tuple[str, ...], url: str
+    ) -> JSON:
+        """`table` newest first, filtered by `created` and exact `fields`, one page."""
+        matches = objects.created_filter(params.get("created"))
+        items = [item for item in self.newest_first(table.values()) if matches(item["created"])]
+        for name in fields:
+            if name in params:
+                wanted = as_str(params[name], name)
+                items = [item for item in items if item.get(name) == wanted]
+        return objects.list_page(items, params, f"/v1/{url}")
+
+    # ------------------------------------------------------------------ radar
+    def warn_of_fraud(self, session_id: str, fraud_type: str) -> JSON:
+        """What Radar does when an issuer reports the session's charge as fraud."""
+        charge = self.paid_charge_of_session(session_id)
+        if fraud_type not in objects.FRAUD_TYPES:
+            raise invalid_param(
+                "fraud_type", f"fraud_type must be one of {', '.join(objects.FRAUD_TYPES)}"
+            )
+        warning = objects.early_fraud_warning(charge, fraud_type)
+        self.fraud_warnings[warning["id"]] = warning
+        self.emit("radar.early_fraud_warning.created", warning)
+        return warning
+
+    def list_fraud_warnings(self, params: Mapping[str, Any]) -> JSON:
+        reject_unknown(
+            params,
+            {"charge", "payment_intent", "created", "limit", "starting_after", "ending_before",
+             "expand"},
+        )  # fmt: skip
+        return self._filtered_list(
+            self.fraud_warnings, params, ("charge", "payment_intent"), "radar/early_fraud_warnings"
+        )
 
     def close_dispute(self, dispute_id: str, status: str) -> JSON:
         dispute = self.get(self.disputes, "dispute", dispute_id, "dispute")

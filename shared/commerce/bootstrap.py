@@ -259,6 +259,7 @@ class Container:
             gateway=self.stripe_gateway,
             fulfillment=self.fulfillment,
             paid_sessions=self.paid_sessions,
+            webhook=self.webhook_service,
             storage=self.storage,
             clock=self.clock,
             default_days=self.settings.reconcile_lookback_days,

@@ -93,6 +93,10 @@ class StubSessions:
         self.unreachable = False
         self.retrieved: list[str] = []
         self.charges: dict[str, dict[str, Any]] = {}
+        # What Stripe's lists answer to reconciliation (newest first, as Stripe lists).
+        self.sessions: list[dict[str, Any]] = []
+        self.refunds: list[dict[str, Any]] = []
+        self.disputes: list[dict[str, Any]] = []
 
     def add(self, session: dict[str, Any]) -> None:
         self.by_intent.setdefault(session["payment_intent"], []).append(session)
@@ -113,6 +117,25 @@ class StubSessions:
         self.retrieved.append(session_id)
         found = self.known.get(session_id)
         return copy.deepcopy(found) if found is not None else None
+
+    def sessions_created_since(self, since: Any) -> list[dict[str, Any]]:
+        self._reach()
+        return copy.deepcopy(self.sessions)
+
+    def refunds_created_since(self, since: Any) -> list[dict[str, Any]]:
+        self._reach()
+        return copy.deepcopy(self.refunds)
+
+    def disputes_created_since(self, since: Any) -> list[dict[str, Any]]:
+        self._reach()
+        return copy.deepcopy(self.disputes)
+
+    def payment_intent_with_charge(self, payment_intent_id: str) -> dict[str, Any]:
+        """The PaymentIntent with its latest charge (the last one the test stored for it)."""
+        self._reach()
+        charges = [c for c in self.charges.values() if c["payment_intent"] == payment_intent_id]
+        latest = copy.deepcopy(charges[-1]) if charges else None
+        return {"id": payment_intent_id, "object": "payment_intent", "latest_charge": latest}
 
     def retrieve_charge(self, charge_id: str) -> dict[str, Any]:
         self._reach()

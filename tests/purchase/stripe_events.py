@@ -155,6 +155,23 @@ def charge(payment_intent: str, *, amount: int = 4900, amount_refunded: int = 0)
     }
 
 
+def refund(charge_object: dict[str, Any], amount: int | None = None) -> dict[str, Any]:
+    """A refund as `refunds.list` answers with `expand[]=data.charge` (the charge as it
+    stands after every refund)."""
+    return {
+        "id": new_id("re_"),
+        "object": "refund",
+        "amount": charge_object["amount_refunded"] if amount is None else amount,
+        "charge": charge_object,
+        "created": int(time.time()),
+        "currency": charge_object["currency"],
+        "metadata": {},
+        "payment_intent": charge_object["payment_intent"],
+        "reason": "requested_by_customer",
+        "status": "succeeded",
+    }
+
+
 def dispute(payment_intent: str, *, status: str = "needs_response") -> dict[str, Any]:
     return {
         "id": new_id("dp_"),

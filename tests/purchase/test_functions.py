@@ -581,6 +581,61 @@ def test_reconcile_fulfils_paid_sessions_whose_webhook_was_missed(container, dou
     assert [r.count for r in repaired_logs] == [1]
 
 
+def test_reconcile_repairs_a_missed_refund_and_a_missed_dispute(container, double):
+    refunded_id = start_checkout(email="refund@example.com")["id"]
+    disputed_id = start_checkout(email="dispute@example.com")["id"]
+    for session_id in (refunded_id, disputed_id):
+        double.control(f"sessions/{session_id}/pay", outcome="paid")  # nobody listens
+    assert client_of("reconcile").post("/", json={}).get_json()["repaired"] == 2
+    double.control(f"sessions/{refunded_id}/refund")  # charge.refunded: missed
+    double.control(f"sessions/{disputed_id}/dispute")  # charge.dispute.created: missed
+
+    first = client_of("reconcile").post("/", json={}).get_json()
+    second = client_of("reconcile").post("/", json={}).get_json()
+
+    assert (first["refunds_applied"], first["disputes_applied"]) == (1, 1)
+    assert (second["refunds_applied"], second["disputes_applied"]) == (0, 0)
+    assert order_of(container, refunded_id).state is OrderState.REFUNDED
+    assert container.licenses.by_order(refunded_id)[0].status is LicenseStatus.REVOKED
+    assert all(g.revoked for g in container.download_tokens.by_order(refunded_id))
+    assert order_of(container, disputed_id).state is OrderState.DISPUTED
+    assert container.licenses.by_order(disputed_id)[0].status is LicenseStatus.SUSPENDED
+    (late,) = double.events("charge.refunded")
+    assert signed_post(late).get_json()["outcome"] == "already_applied"
+
+
+def test_reconcile_never_fulfils_a_session_refunded_before_its_webhooks_arrived(container, double):
+    session_id = start_checkout(email="gone@example.com")["id"]
+    double.control(f"sessions/{session_id}/pay", outcome="paid")
+    double.control(f"sessions/{session_id}/refund")  # both webhooks missed
+
+    report = client_of("reconcile").post("/", json={}).get_json()
+
+    assert (report["repaired"], report["blocked"]) == (0, 1)
+    assert order_of(container, session_id).state is OrderState.REFUNDED
+    assert container.licenses.by_order(session_id) == []
+    assert container.email_jobs.in_state(EmailJobState.PENDING) == []
+
+
+def test_an_early_fraud_warning_from_the_double_suspends_the_license(container, double):
+    session_id = start_checkout(email="jane@example.com")["id"]
+    double.control(f"sessions/{session_id}/pay", outcome="paid")
+    (completed,) = double.events("checkout.session.completed")
+    assert signed_post(completed).get_json()["outcome"] == "fulfilled"
+    double.control(f"sessions/{session_id}/early_fraud_warning")
+    (warned,) = double.events("radar.early_fraud_warning.created")
+
+    answer = signed_post(warned)
+
+    assert (answer.status_code, answer.get_json()["outcome"]) == (200, "suspended")
+    (license_,) = container.licenses.by_order(session_id)
+    assert (license_.status, license_.status_reason) == (
+        LicenseStatus.SUSPENDED,
+        "early_fraud_warning",
+    )
+    assert order_of(container, session_id).fraud_warning_id == warned["data"]["object"]["id"]
+
+
 def test_reconcile_refuses_unknown_fields(container):
     answer = client_of("reconcile").post("/", json={"days": "all"})
     assert answer.status_code == 400

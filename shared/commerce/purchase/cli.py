@@ -32,9 +32,13 @@ def reconcile(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     yes: Annotated[bool, Yes] = False,
 ) -> None:
-    """List recent Checkout Sessions in Stripe and fulfil every paid one without an order."""
+    """Repair missed webhooks: fulfil paid sessions without an order, apply refunds and disputes."""
     built = container()
-    confirm(built, "Fulfil paid Checkout Sessions that have no order", yes=yes)
+    confirm(
+        built,
+        "Fulfil paid Checkout Sessions that have no order and apply missed refunds and disputes",
+        yes=yes,
+    )
     try:
         report = built.reconciler.run(days)
     except CommerceError as error:
@@ -45,10 +49,15 @@ def reconcile(
         typer.echo(
             f"last {report.days} day(s): {report.examined} sessions examined, {report.paid} paid; "
             f"{report.repaired} repaired, {report.already_fulfilled} already fulfilled, "
-            f"{report.blocked} blocked (refunded/revoked/failed), {report.failed} failed"
+            f"{report.blocked} blocked (refunded/revoked/failed), {report.rejected} rejected, "
+            f"{report.failed} failed; {report.refunds_examined} refunds and "
+            f"{report.disputes_examined} disputes examined, {report.refunds_applied} refunds "
+            f"and {report.disputes_applied} dispute changes applied"
         )
         for session_id in report.repaired_sessions:
             typer.echo(f"  repaired {session_id}")
+        for applied in report.applied:
+            typer.echo(f"  applied {applied}")
     if report.failed:
         raise typer.Exit(code=ExitCode.FAILED)
 

@@ -513,14 +513,23 @@ class Fulfillment:
         """Full refund: order refunded, license and every grant revoked. Partial: amount only.
 
         Works before the order exists (events out of order): the refunded order then
-        blocks any later fulfillment of the session.
+        blocks any later fulfillment of the session. The webhook and reconciliation
+        record the same refund under different ledger ids (the event id; the charge and
+        refunded amount): whichever comes second finds the order already showing it
+        and changes nothing (ALREADY_APPLIED), so a refund is applied once.
         """
 
         def decide(uow: UnitOfWork, now: datetime, found: Found) -> Change:
             order = found[uow.orders.key(session_id)]
             license_ = found[uow.licenses.key(license_id_for(session_id))]
-            grants = uow.download_tokens.where("order_id", "==", session_id)
             state = order.state if order is not None else None
+            if (
+                order is not None
+                and order.amount_refunded >= amount_refunded
+                and (not fully_refunded or not can_transition(state, OrderState.REFUNDED))
+            ):
+                return Change(Outcome.ALREADY_APPLIED, session_id)
+            grants = uow.download_tokens.where("order_id", "==", session_id)
             common = {
                 "amount_refunded": amount_refunded,
                 "updated_at": now,

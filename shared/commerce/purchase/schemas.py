@@ -169,6 +169,7 @@ class Outcome(StrEnum):
     NO_ORDER = "no_order"  # a charge that belongs to no Checkout Session of ours
     IGNORED = "ignored"  # an event type we do not act on
     DUPLICATE = "duplicate"  # the ledger already holds this event
+    ALREADY_APPLIED = "already_applied"  # the order already shows it (webhook or reconcile)
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,11 @@ class ReconcileReport:
     rejected: int = 0
     failed: int = 0
     repaired_sessions: list[str] = field(default_factory=list)
+    refunds_examined: int = 0
+    refunds_applied: int = 0
+    disputes_examined: int = 0
+    disputes_applied: int = 0
+    applied: list[str] = field(default_factory=list)  # "<charge/dispute id>:<outcome>"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -202,4 +208,9 @@ class ReconcileReport:
             "rejected": self.rejected,
             "failed": self.failed,
             "repaired_sessions": list(self.repaired_sessions),
+            "refunds_examined": self.refunds_examined,
+            "refunds_applied": self.refunds_applied,
+            "disputes_examined": self.disputes_examined,
+            "disputes_applied": self.disputes_applied,
+            "applied": list(self.applied),
         }

@@ -171,6 +171,11 @@ class WebhookService:
             raise
         return event
 
+    def apply(self, ledger_id: str, event_type: str, obj: Mapping[str, Any]) -> Change:
+        """Apply a Stripe object as if `event_type` had been delivered for it, through
+        the same handler, once per `ledger_id` (reconciliation repairing missed events)."""
+        return self._dispatch(ledger_id, event_type, obj)
+
     def _dispatch(self, event_id: str, event_type: str, obj: Mapping[str, Any]) -> Change:
         handler = self._handlers.get(event_type)
         if handler is None:

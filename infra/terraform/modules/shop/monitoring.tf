@@ -33,7 +33,7 @@ locals {
     }
     reconcile_repairs = {
       event        = "reconcile.repaired"
-      description  = "Paid orders the reconciliation found unfulfilled and repaired (a missed webhook)."
+      description  = "Missed webhooks the reconciliation repaired: paid orders fulfilled late, refunds or disputes applied late."
       extra_filter = ""
     }
   }
