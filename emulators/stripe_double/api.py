@@ -184,6 +184,20 @@ def update_price(state: StripeDouble, params: JSON, origin: JSON, price_id: str)
     return state.update_price(price_id, params)
 
 
+# ---------------------------------------------------------------------- coupons
+@api.post("/coupons")
+@endpoint
+def create_coupon(state: StripeDouble, params: JSON, origin: JSON) -> JSON:
+    return state.create_coupon(params)
+
+
+@api.get("/coupons/<coupon_id>")
+@endpoint
+def retrieve_coupon(state: StripeDouble, params: JSON, origin: JSON, coupon_id: str) -> JSON:
+    retrieve_only(params)
+    return state.get(state.coupons, "coupon", coupon_id, "id")
+
+
 # ---------------------------------------------------------------------- checkout
 @api.post("/checkout/sessions")
 @endpoint

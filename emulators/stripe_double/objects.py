@@ -239,6 +239,35 @@ FRAUD_TYPES = (
 )  # fmt: skip
 
 
+def coupon(
+    coupon_id: str,
+    *,
+    percent_off: float | None,
+    amount_off: int | None,
+    currency: str | None,
+    duration: str,
+    name: str | None,
+    metadata: dict[str, str],
+) -> JSON:
+    return {
+        "id": coupon_id,
+        "object": "coupon",
+        "amount_off": amount_off,
+        "created": now(),
+        "currency": currency,
+        "duration": duration,
+        "duration_in_months": None,
+        "livemode": False,
+        "max_redemptions": None,
+        "metadata": metadata,
+        "name": name,
+        "percent_off": percent_off,
+        "redeem_by": None,
+        "times_redeemed": 0,
+        "valid": True,
+    }
+
+
 def early_fraud_warning(charge_object: JSON, fraud_type: str) -> JSON:
     """A Radar early fraud warning on a charge (fields as in Stripe's fixture)."""
     return {

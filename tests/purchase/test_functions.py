@@ -540,6 +540,44 @@ def test_a_paid_session_made_outside_our_checkout_is_rejected(
     assert container.email_jobs.in_state(EmailJobState.PENDING) == []
 
 
+@pytest.mark.parametrize(
+    ("coupon", "giveaways", "outcome", "amount"),
+    [
+        ({"percent_off": 20}, False, "fulfilled", 3920),
+        ({"percent_off": 100}, False, "rejected", 0),
+        ({"percent_off": 100}, True, "fulfilled", 0),
+    ],
+    ids=["20-percent-off", "free-giveaways-off", "free-giveaways-on"],
+)
+def test_a_discount_stripe_reports_is_honoured_and_free_orders_need_the_setting(
+    make_container, double, stripe_client, price_id, coupon, giveaways, outcome, amount
+):
+    container = make_container(allow_giveaways=giveaways)
+    code = stripe_client.v1.coupons.create(coupon).id
+    session_id = session_on_the_double(
+        stripe_client,
+        line_items=[{"price": price_id, "quantity": 1}],
+        discounts=[{"coupon": code}],
+    )
+    double.control(f"sessions/{session_id}/pay", outcome="paid")
+    (completed,) = double.events("checkout.session.completed")
+
+    assert signed_post(completed).get_json()["outcome"] == outcome
+
+    order = order_of(container, session_id)
+    assert order.amount_total == amount
+    if outcome == "rejected":
+        assert order.rejection_reason == "giveaway_not_allowed"
+        assert container.licenses.by_order(session_id) == []
+    else:
+        assert len(container.licenses.by_order(session_id)) == 1
+    giveaway_audits = [
+        d.to_dict() for d in container.db.collection("audit_log").stream()
+        if d.to_dict()["action"] == "order.giveaway"
+    ]  # fmt: skip
+    assert len(giveaway_audits) == (1 if amount == 0 and giveaways else 0)
+
+
 def test_the_webhook_answers_503_when_stripe_cannot_be_asked_and_fulfils_on_retry(
     make_container, double
 ):

@@ -350,3 +350,37 @@ def test_an_unknown_list_filter_is_refused_like_stripe(client: stripe.StripeClie
     with pytest.raises(stripe.InvalidRequestError) as refused:
         client.v1.disputes.list({"status": "lost"})  # type: ignore[typeddict-unknown-key]
     assert refused.value.http_status == 400
+
+
+def test_a_coupon_discounts_the_session_and_a_free_session_needs_no_payment(
+    client: stripe.StripeClient, price: stripe.Price, stripe_double: Double
+) -> None:
+    client.v1.coupons.create({"id": "FREE", "percent_off": 100})
+    client.v1.coupons.create({"id": "FIVE", "amount_off": 500, "currency": "eur"})
+
+    def session_with(coupon: str) -> stripe.checkout.Session:
+        return client.v1.checkout.sessions.create(
+            {
+                "mode": "payment",
+                "line_items": [{"price": price.id, "quantity": 1}],
+                "success_url": "http://shop.test/ok",
+                "discounts": [{"coupon": coupon}],
+            }
+        )
+
+    free, five = session_with("FREE"), session_with("FIVE")
+    stripe_double.control(f"sessions/{free.id}/pay", outcome="paid").raise_for_status()
+    paid_free = client.v1.checkout.sessions.retrieve(free.id, {"expand": ["line_items"]})
+
+    assert (five.amount_subtotal, five.amount_total) == (4900, 4400)
+    assert five.total_details is not None
+    assert five.total_details.amount_discount == 500
+    assert (paid_free.amount_total, paid_free.payment_status) == (0, "no_payment_required")
+    assert paid_free.payment_intent is None
+    assert paid_free.line_items is not None
+    assert paid_free.line_items.data[0].amount_discount == 4900
+    assert client.v1.coupons.retrieve("FREE").times_redeemed == 1
+    (completed,) = stripe_double.events("checkout.session.completed")
+    assert completed["event"]["data"]["object"]["payment_status"] == "no_payment_required"
+    with pytest.raises(stripe.InvalidRequestError):
+        session_with("NO_SUCH_COUPON")
