@@ -94,6 +94,7 @@ def session_row(state: StripeDouble, session: JSON) -> JSON:
         "can_pay": session["status"] == "open",
         "can_refund": paid and remaining > 0 and all(d["status"] == "won" for d in disputes),
         "can_dispute": paid and remaining > 0 and not disputes,
+        "can_warn": paid and remaining > 0,
         "open_disputes": [d for d in disputes if d["status"] not in ("won", "lost")],
     }
 

@@ -195,3 +195,33 @@ def test_a_refund_of_a_rejected_order_is_recorded(
 
     order = storage.load("orders", session["id"])
     assert (order.state, order.amount_refunded) == (OrderState.REFUNDED, 4900)
+
+
+@pytest.mark.parametrize(
+    ("claim", "reason"),
+    [
+        ({"amount_total": 1}, "wrong_amount"),
+        ({"currency": "jpy"}, "wrong_currency"),
+        ({"mode": "subscription"}, "wrong_mode"),
+        ({"livemode": True}, "livemode_mismatch"),
+        ({"amount_total": 0, "payment_status": "no_payment_required"}, "wrong_amount"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_a_signed_event_that_disagrees_with_the_catalog_is_rejected_too(
+    deliver: Any,
+    storage: MemoryStorage,
+    stub_sessions: Any,
+    claim: dict[str, Any],
+    reason: str,
+) -> None:
+    """The event is Stripe's word as much as the retrieve: both must pass the rule."""
+    at_stripe = se.checkout_session()
+    stub_sessions.created(at_stripe)
+
+    result = deliver(completed({**at_stripe, **claim}))
+
+    assert result.outcome is Outcome.REJECTED
+    order = storage.load("orders", at_stripe["id"])
+    assert order.rejection_reason == reason
+    assert storage.load("licenses", license_id_for(at_stripe["id"])) is None

@@ -151,6 +151,7 @@ class Reconciler:
                 ledger_id=reconcile_ledger_id(session.id),
                 event_type=RECONCILE_EVENT_TYPE,
                 event_id=None,
+                reported=raw,
             )
         except CommerceError as error:
             self._failed(report, session.id, error)

@@ -105,8 +105,15 @@ class SessionVerifier:
             allow_giveaways=self.settings.allow_giveaways,
         )
 
-    def verify(self, session_id: str) -> tuple[Verdict, Mapping[str, Any] | None]:
-        """(verdict, Stripe's session or None when Stripe never created it)."""
+    def verify(
+        self, session_id: str, reported: Mapping[str, Any] | None = None
+    ) -> tuple[Verdict, Mapping[str, Any] | None]:
+        """(verdict, Stripe's session or None when Stripe never created it).
+
+        `reported`: the session as the event (or a list) carried it. It is signed by
+        Stripe too, so it must pass the same rule: its own fields (amount, currency,
+        mode, livemode, payment status, discount when present) over the retrieved line
+        items. Both must pass; Stripe's retrieved answer is checked first."""
         try:
             catalog = self.catalog()
             raw = self.gateway.session_with_line_items(session_id)
@@ -114,7 +121,14 @@ class SessionVerifier:
             raise VerificationUnavailable() from exc
         if raw is None:
             return Verdict(Rejection.UNKNOWN_SESSION, "Stripe answered 404"), None
-        return check_session(stripe_session(raw), catalog), raw
+        verdict = check_session(stripe_session(raw), catalog)
+        if verdict.accepted and reported is not None:
+            merged = {**raw, **{k: v for k, v in reported.items() if k != "line_items"}}
+            as_reported = check_session(stripe_session(merged), catalog)
+            if not as_reported.accepted:
+                detail = f"the event disagrees: {as_reported.detail}"
+                return Verdict(as_reported.rejection, detail), raw
+        return verdict, raw
 
 
 class PaidSessions:
@@ -127,13 +141,20 @@ class PaidSessions:
         self.fulfillment = fulfillment
 
     def settle(
-        self, session: SessionFacts, *, ledger_id: str, event_type: str, event_id: str | None
+        self,
+        session: SessionFacts,
+        *,
+        ledger_id: str,
+        event_type: str,
+        event_id: str | None,
+        reported: Mapping[str, Any] | None = None,
     ) -> Change:
+        """`reported`: the session object as the event or list carried it."""
         # A repeat of an event we recorded needs no Stripe round trip; the ledger read
         # inside the unit of work still decides.
         if self.fulfillment.already_recorded(ledger_id):
             return Change(Outcome.DUPLICATE)
-        verdict, raw = self.verifier.verify(session.id)
+        verdict, raw = self.verifier.verify(session.id, reported)
         # Stripe's answer is the truth about the session; the event is only the trigger.
         facts = SessionFacts.from_stripe(raw) if raw is not None else session
         if not verdict.accepted:

@@ -191,7 +191,7 @@ class WebhookService:
         if event_type == ASYNC_FAILED:
             return self.fulfillment.mark_failed(session, event_id=event_id, **ledger)
         if session.is_paid:  # verified with Stripe first: fulfilled or rejected
-            return self.paid_sessions.settle(session, event_id=event_id, **ledger)
+            return self.paid_sessions.settle(session, event_id=event_id, reported=obj, **ledger)
         return self.fulfillment.record_pending(session, event_id=event_id, **ledger)
 
     def _on_charge(self, act: ChargeAction) -> Handler:
