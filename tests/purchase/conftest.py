@@ -93,6 +93,7 @@ class StubSessions:
         self.unreachable = False
         self.retrieved: list[str] = []
         self.charges: dict[str, dict[str, Any]] = {}
+        self.intent_lookups: list[str] = []
         # What Stripe's lists answer to reconciliation (newest first, as Stripe lists).
         self.sessions: list[dict[str, Any]] = []
         self.refunds: list[dict[str, Any]] = []
@@ -110,6 +111,7 @@ class StubSessions:
 
     def sessions_for_payment_intent(self, payment_intent_id: str) -> list[dict[str, Any]]:
         self._reach()
+        self.intent_lookups.append(payment_intent_id)
         return list(self.by_intent.get(payment_intent_id, []))
 
     def session_with_line_items(self, session_id: str) -> dict[str, Any] | None:

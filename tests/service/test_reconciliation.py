@@ -155,7 +155,10 @@ def test_refunds_and_disputes_of_other_charges_are_not_counted(
     stub_sessions.disputes = [se.dispute("pi_foreign")]
 
     report = container.reconciler.run(days=3)
+    container.reconciler.run(days=3)
 
     assert (report.refunds_examined, report.disputes_examined) == (1, 1)
     assert (report.refunds_applied, report.disputes_applied) == (0, 0)
     assert storage.all("orders") == {}
+    # asked Stripe once per object, not on every run: the ledger remembers the answer
+    assert stub_sessions.intent_lookups == ["pi_foreign", "pi_foreign"]

@@ -196,7 +196,15 @@ class Reconciler:
         ledger_id = reconcile_refund_ledger_id(
             str(charge.get("id")), _amount(charge.get("amount_refunded"))
         )
-        return self.webhook.apply(ledger_id, CHARGE_REFUNDED, charge)
+        return self._apply(ledger_id, CHARGE_REFUNDED, charge)
+
+    def _apply(self, ledger_id: str, event_type: str, obj: Mapping[str, Any]) -> Change:
+        """Through the webhook's handler, once per ledger id. An earlier run's entry is
+        checked first, which spares a charge that is not ours its Stripe lookup on every
+        run; the ledger read inside the unit of work still decides."""
+        if self.fulfillment.already_recorded(ledger_id):
+            return Change(Outcome.DUPLICATE)
+        return self.webhook.apply(ledger_id, event_type, obj)
 
     # -- 3. disputes -------------------------------------------------------------------
     def _dispute(self, dispute: Mapping[str, Any], report: ReconcileReport) -> None:
@@ -206,7 +214,7 @@ class Reconciler:
         event_type = DISPUTE_CLOSED if decided else DISPUTE_CREATED
         ledger_id = reconcile_dispute_ledger_id(str(dispute.get("id")), status)
         try:
-            change = self.webhook.apply(ledger_id, event_type, dispute)
+            change = self._apply(ledger_id, event_type, dispute)
         except CommerceError as error:
             self._failed(report, str(dispute.get("id")), error)
             return
