@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commerce.domain.payments import Catalog, LineItem, Rejection, StripeSession, check_session
+from commerce.purchase.verification import stripe_session
 
 CATALOG = Catalog(
     price_ids=frozenset({"price_genx"}),
@@ -80,3 +81,29 @@ def test_only_the_price_less_the_reported_discount_is_accepted(
         assert verdict.accepted
     else:
         assert verdict.rejection in (Rejection.WRONG_AMOUNT, Rejection.GIVEAWAY_NOT_ALLOWED)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+FIELDS = st.sampled_from(
+    ["id", "livemode", "mode", "status", "payment_status", "currency", "amount_subtotal",
+     "amount_total", "total_details", "line_items"]
+)  # fmt: skip
+
+
+@settings(deadline=None, max_examples=400)  # no timing assertions in tests
+@given(
+    st.dictionaries(FIELDS, JSON),
+    st.dictionaries(st.sampled_from(["data", "has_more"]), JSON, min_size=1),
+)
+def test_any_shape_of_session_gets_a_verdict_never_an_exception(
+    raw: dict[str, object], page: dict[str, object]
+):
+    verdict = check_session(stripe_session({**raw, "line_items": page}), CATALOG)
+    if verdict.accepted:  # only ever for the configured price, paid in full
+        assert raw.get("amount_total") == 4900

@@ -64,7 +64,8 @@ def stripe_session(raw: Mapping[str, Any]) -> StripeSession:
     Anything missing or of the wrong type becomes None and fails the rule."""
     page = _mapping(raw.get("line_items"))
     items = []
-    for item in page.get("data") or []:
+    data = page.get("data")
+    for item in data if isinstance(data, list) else []:
         item = _mapping(item)
         price = _mapping(item.get("price"))
         items.append(
