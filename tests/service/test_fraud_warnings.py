@@ -17,7 +17,7 @@ from commerce.domain.ids import license_id_for
 from commerce.domain.models import License, LicenseStatus
 from commerce.domain.orders import OrderState
 from commerce.domain.tokens import hash_token
-from commerce.licensing.models import StatusCode
+from commerce.licensing.schemas import StatusCode
 from commerce.purchase.schemas import Outcome
 from commerce.repositories.memory import MemoryRateLimits, MemoryStorage
 from commerce.secrets import EnvSecrets
