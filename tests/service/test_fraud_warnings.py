@@ -17,6 +17,7 @@ from commerce.domain.ids import license_id_for
 from commerce.domain.models import License, LicenseStatus
 from commerce.domain.orders import OrderState
 from commerce.domain.tokens import hash_token
+from commerce.errors import CommerceError
 from commerce.licensing.schemas import StatusCode
 from commerce.purchase.schemas import Outcome
 from commerce.repositories.memory import MemoryRateLimits, MemoryStorage
@@ -238,3 +239,16 @@ def test_lifting_a_fraud_warning_leaves_a_dispute_suspension_alone(
 
     license_ = license_of(storage, bought["id"])
     assert (license_.status, license_.status_reason) == (LicenseStatus.SUSPENDED, "dispute")
+
+
+def test_a_warning_whose_ids_lack_stripes_shape_is_refused_and_nothing_is_written(
+    container: Container, stub_sessions: StubSessions, storage: MemoryStorage, bought: Any
+) -> None:
+    warning = se.early_fraud_warning("ch_x/../y", bought["payment_intent"])
+    before = storage.all("licenses")
+
+    with pytest.raises(CommerceError) as refused:
+        send(container, stub_sessions, se.event("radar.early_fraud_warning.created", warning))
+
+    assert (refused.value.status, refused.value.code) == (400, "invalid_stripe_id")
+    assert storage.all("licenses") == before
