@@ -184,6 +184,20 @@ def update_price(state: StripeDouble, params: JSON, origin: JSON, price_id: str)
     return state.update_price(price_id, params)
 
 
+# ---------------------------------------------------------------------- coupons
+@api.post("/coupons")
+@endpoint
+def create_coupon(state: StripeDouble, params: JSON, origin: JSON) -> JSON:
+    return state.create_coupon(params)
+
+
+@api.get("/coupons/<coupon_id>")
+@endpoint
+def retrieve_coupon(state: StripeDouble, params: JSON, origin: JSON, coupon_id: str) -> JSON:
+    retrieve_only(params)
+    return state.get(state.coupons, "coupon", coupon_id, "id")
+
+
 # ---------------------------------------------------------------------- checkout
 @api.post("/checkout/sessions")
 @endpoint
@@ -268,6 +282,35 @@ def retrieve_charge(state: StripeDouble, params: JSON, origin: JSON, charge_id: 
 def retrieve_dispute(state: StripeDouble, params: JSON, origin: JSON, dispute_id: str) -> JSON:
     retrieve_only(params)
     return state.get(state.disputes, "dispute", dispute_id, "dispute")
+
+
+@api.get("/disputes")
+@endpoint
+def list_disputes(state: StripeDouble, params: JSON, origin: JSON) -> JSON:
+    return state.list_disputes(params)
+
+
+@api.get("/charges")
+@endpoint
+def list_charges(state: StripeDouble, params: JSON, origin: JSON) -> JSON:
+    return state.list_charges(params)
+
+
+@api.get("/radar/early_fraud_warnings")
+@endpoint
+def list_fraud_warnings(state: StripeDouble, params: JSON, origin: JSON) -> JSON:
+    return state.list_fraud_warnings(params)
+
+
+@api.get("/radar/early_fraud_warnings/<warning_id>")
+@endpoint
+def retrieve_fraud_warning(
+    state: StripeDouble, params: JSON, origin: JSON, warning_id: str
+) -> JSON:
+    retrieve_only(params)
+    return state.get(
+        state.fraud_warnings, "radar.early_fraud_warning", warning_id, "early_fraud_warning"
+    )
 
 
 @api.get("/events")

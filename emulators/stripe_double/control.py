@@ -55,6 +55,8 @@ def outcome(action: str, body: JSON) -> str:
         return f"Dispute {body['id']} opened ({body['reason']})."
     if action == "close_dispute":
         return f"Dispute {body['id']} closed as {body['status']}."
+    if action == "fraud_warning":
+        return f"Early fraud warning {body['id']} ({body['fraud_type']}) sent."
     if action == "resend":
         return f"Event {body['id']} sent again."
     if action == "reset":
@@ -92,6 +94,7 @@ def session_row(state: StripeDouble, session: JSON) -> JSON:
         "can_pay": session["status"] == "open",
         "can_refund": paid and remaining > 0 and all(d["status"] == "won" for d in disputes),
         "can_dispute": paid and remaining > 0 and not disputes,
+        "can_warn": paid and remaining > 0,
         "open_disputes": [d for d in disputes if d["status"] not in ("won", "lost")],
     }
 
@@ -129,6 +132,11 @@ def dispute(state: StripeDouble, params: JSON, session_id: str) -> JSON:
     return state.render(state.dispute_session(session_id, reason))
 
 
+def fraud_warning(state: StripeDouble, params: JSON, session_id: str) -> JSON:
+    fraud_type = as_optional_str(params.get("fraud_type"), "fraud_type") or "made_with_stolen_card"
+    return state.render(state.warn_of_fraud(session_id, fraud_type))
+
+
 def close_dispute(state: StripeDouble, params: JSON, dispute_id: str) -> JSON:
     status = as_str(params.get("status", ""), "status")
     return state.render(state.close_dispute(dispute_id, status))
@@ -153,6 +161,7 @@ ACTIONS: dict[str, Any] = {
     "refund": refund,
     "dispute": dispute,
     "close_dispute": close_dispute,
+    "fraud_warning": fraud_warning,
     "resend": resend,
     "reset": reset,
     "configure": configure,
@@ -170,6 +179,7 @@ _post("/sessions/<session_id>/pay", "pay")
 _post("/sessions/<session_id>/refund", "refund")
 _post("/sessions/<session_id>/dispute", "dispute")
 _post("/disputes/<dispute_id>/close", "close_dispute")
+_post("/sessions/<session_id>/early_fraud_warning", "fraud_warning")
 _post("/events/<event_id>/resend", "resend")
 _post("/reset", "reset")
 _post("/config", "configure")

@@ -80,6 +80,8 @@ PAYMENT_INTENT_DATA = {
 REFUND_CREATE = {"payment_intent", "charge", "amount", "reason", "metadata", "expand",
                  "instructions_email", "refund_application_fee", "reverse_transfer"}  # fmt: skip
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+COUPON_CREATE = {"id", "percent_off", "amount_off", "currency", "duration", "duration_in_months",
+                 "name", "metadata", "max_redemptions", "redeem_by", "expand"}  # fmt: skip
 
 
 @dataclass
@@ -137,6 +139,8 @@ class StripeDouble:
         self.charges: dict[str, JSON] = {}
         self.refunds: dict[str, JSON] = {}
         self.disputes: dict[str, JSON] = {}
+        self.fraud_warnings: dict[str, JSON] = {}
+        self.coupons: dict[str, JSON] = {}
         self.events: dict[str, EventRecord] = {}
         self.idempotency: dict[tuple[str, str], tuple[str, int, str]] = {}
 
@@ -213,6 +217,8 @@ class StripeDouble:
             self.charges,
             self.refunds,
             self.disputes,
+            self.fraud_warnings,
+            self.coupons,
         ):
             if object_id in table:
                 return table[object_id]
@@ -567,6 +573,8 @@ class StripeDouble:
             allow_promotion_codes=promotion_codes,
             customer_email=customer_email,
         )
+        if params.get("discounts"):
+            self._apply_discount(session, items, params["discounts"])
         self.sessions[session_id] = session
         self.extras[session_id] = SessionExtras(
             payment_intent_data=intent_data,
@@ -576,6 +584,81 @@ class StripeDouble:
             line_items=items,
         )
         return session
+
+    # ------------------------------------------------------------------ coupons
+    def create_coupon(self, params: Mapping[str, Any]) -> JSON:
+        reject_unknown(params, COUPON_CREATE)
+        percent = params.get("percent_off")
+        amount = params.get("amount_off")
+        if (percent in (None, "")) == (amount in (None, "")):
+            raise StripeError(400, "You must specify either percent_off or amount_off.")
+        percent_off = None
+        amount_off = None
+        currency = as_optional_str(params.get("currency"), "currency")
+        if percent not in (None, ""):
+            try:
+                percent_off = float(percent)
+            except (TypeError, ValueError):
+                raise invalid_param("percent_off", f"Invalid decimal: {percent}") from None
+            if not 0 < percent_off <= 100:
+                raise invalid_param("percent_off", "percent_off must be between 0 and 100.")
+        else:
+            amount_off = as_int(amount, "amount_off")
+            if amount_off < 1:
+                raise invalid_param("amount_off", "Invalid positive integer")
+            if currency is None:
+                raise missing_param("currency")
+        coupon_id = as_optional_str(params.get("id"), "id") or new_id("", 8)
+        if coupon_id in self.coupons:
+            raise StripeError(
+                400, "Coupon already exists.", param="id", code="resource_already_exists"
+            )
+        coupon = objects.coupon(
+            coupon_id,
+            percent_off=percent_off,
+            amount_off=amount_off,
+            currency=currency.lower() if currency else None,
+            duration=as_optional_str(params.get("duration"), "duration") or "once",
+            name=as_optional_str(params.get("name"), "name"),
+            metadata=as_metadata(params.get("metadata")),
+        )
+        self.coupons[coupon_id] = coupon
+        return coupon
+
+    def _apply_discount(self, session: JSON, items: list[JSON], raw: Any) -> None:
+        """One coupon on the whole session, spread over the line items by amount."""
+        discounts = as_list(raw, "discounts")
+        if len(discounts) != 1:
+            raise invalid_param("discounts", "You may only specify one discount.")
+        entry = as_dict(discounts[0], "discounts[0]")
+        reject_unknown(entry, {"coupon", "promotion_code"}, "discounts[0]")
+        if entry.get("promotion_code"):
+            raise invalid_param(
+                "discounts[0][promotion_code]", "The Stripe double supports only coupons here."
+            )
+        coupon_id = as_str(required(entry, "coupon"), "discounts[0][coupon]")
+        coupon = self.get(self.coupons, "coupon", coupon_id, "discounts[0][coupon]")
+        subtotal = int(session["amount_subtotal"])
+        if coupon["percent_off"] is not None:
+            discount = round(subtotal * float(coupon["percent_off"]) / 100)
+        else:
+            if coupon["currency"] != session["currency"]:
+                raise invalid_param(
+                    "discounts[0][coupon]", "The coupon's currency is not the session's."
+                )
+            discount = min(int(coupon["amount_off"]), subtotal)
+        left = discount
+        for index, item in enumerate(items):
+            share = (
+                left if index == len(items) - 1 else discount * item["amount_subtotal"] // subtotal
+            )
+            left -= share
+            item["amount_discount"] = share
+            item["amount_total"] = item["amount_subtotal"] - share
+        session["amount_total"] = subtotal - discount
+        session["total_details"]["amount_discount"] = discount
+        session["discounts"] = [{"coupon": coupon_id, "promotion_code": None}]
+        coupon["times_redeemed"] += 1
 
     def _line_item(self, raw: Any, index: int) -> JSON:
         prefix = f"line_items[{index}]"
@@ -696,6 +779,23 @@ class StripeDouble:
         if not _SIMPLE_EMAIL.match(email):
             raise invalid_param("email", f"Invalid email address: {email}")
         name = (name or "").strip() or None
+        details = {
+            "address": None,
+            "email": email,
+            "name": name,
+            "phone": None,
+            "tax_exempt": "none",
+            "tax_ids": [],
+        }
+        if session["amount_total"] == 0:  # a 100 % discount: nothing to charge
+            session.update(
+                status="complete",
+                url=None,
+                customer_details=details,
+                payment_status="no_payment_required",
+            )
+            self.emit("checkout.session.completed", session)
+            return session
         intent = self._intent_of(session)
         if intent is None:
             extras = self.extras[session_id]
@@ -715,14 +815,7 @@ class StripeDouble:
             return session
         session["status"] = "complete"
         session["url"] = None
-        session["customer_details"] = {
-            "address": None,
-            "email": email,
-            "name": name,
-            "phone": None,
-            "tax_exempt": "none",
-            "tax_ids": [],
-        }
+        session["customer_details"] = details
         if outcome == "paid":
             self._succeed_charge(charge, intent)
             session["payment_status"] = "paid"
@@ -946,6 +1039,74 @@ class StripeDouble:
         charge["disputed"] = True
         self.emit("charge.dispute.created", dispute)
         return dispute
+
+    def list_disputes(self, params: Mapping[str, Any]) -> JSON:
+        reject_unknown(
+            params,
+            {
+                "charge",
+                "payment_intent",
+                "created",
+                "limit",
+                "starting_after",
+                "ending_before",
+                "expand",
+            },
+        )
+        return self._filtered_list(self.disputes, params, ("charge", "payment_intent"), "disputes")
+
+    def list_charges(self, params: Mapping[str, Any]) -> JSON:
+        reject_unknown(
+            params,
+            {
+                "customer",
+                "payment_intent",
+                "transfer_group",
+                "created",
+                "limit",
+                "starting_after",
+                "ending_before",
+                "expand",
+            },
+        )
+        return self._filtered_list(
+            self.charges, params, ("customer", "payment_intent", "transfer_group"), "charges"
+        )
+
+    def _filtered_list(
+        self, table: dict[str, JSON], params: Mapping[str, Any], fields: tuple[str, ...], url: str
+    ) -> JSON:
+        """`table` newest first, filtered by `created` and exact `fields`, one page."""
+        matches = objects.created_filter(params.get("created"))
+        items = [item for item in self.newest_first(table.values()) if matches(item["created"])]
+        for name in fields:
+            if name in params:
+                wanted = as_str(params[name], name)
+                items = [item for item in items if item.get(name) == wanted]
+        return objects.list_page(items, params, f"/v1/{url}")
+
+    # ------------------------------------------------------------------ radar
+    def warn_of_fraud(self, session_id: str, fraud_type: str) -> JSON:
+        """What Radar does when an issuer reports the session's charge as fraud."""
+        charge = self.paid_charge_of_session(session_id)
+        if fraud_type not in objects.FRAUD_TYPES:
+            raise invalid_param(
+                "fraud_type", f"fraud_type must be one of {', '.join(objects.FRAUD_TYPES)}"
+            )
+        warning = objects.early_fraud_warning(charge, fraud_type)
+        self.fraud_warnings[warning["id"]] = warning
+        self.emit("radar.early_fraud_warning.created", warning)
+        return warning
+
+    def list_fraud_warnings(self, params: Mapping[str, Any]) -> JSON:
+        reject_unknown(
+            params,
+            {"charge", "payment_intent", "created", "limit", "starting_after", "ending_before",
+             "expand"},
+        )  # fmt: skip
+        return self._filtered_list(
+            self.fraud_warnings, params, ("charge", "payment_intent"), "radar/early_fraud_warnings"
+        )
 
     def close_dispute(self, dispute_id: str, status: str) -> JSON:
         dispute = self.get(self.disputes, "dispute", dispute_id, "dispute")

@@ -233,6 +233,55 @@ def dispute(charge_object: JSON, reason: str) -> JSON:
     }
 
 
+FRAUD_TYPES = (
+    "card_never_received", "fraudulent_card_application", "made_with_counterfeit_card",
+    "made_with_lost_card", "made_with_stolen_card", "misc", "unauthorized_use_of_card",
+)  # fmt: skip
+
+
+def coupon(
+    coupon_id: str,
+    *,
+    percent_off: float | None,
+    amount_off: int | None,
+    currency: str | None,
+    duration: str,
+    name: str | None,
+    metadata: dict[str, str],
+) -> JSON:
+    return {
+        "id": coupon_id,
+        "object": "coupon",
+        "amount_off": amount_off,
+        "created": now(),
+        "currency": currency,
+        "duration": duration,
+        "duration_in_months": None,
+        "livemode": False,
+        "max_redemptions": None,
+        "metadata": metadata,
+        "name": name,
+        "percent_off": percent_off,
+        "redeem_by": None,
+        "times_redeemed": 0,
+        "valid": True,
+    }
+
+
+def early_fraud_warning(charge_object: JSON, fraud_type: str) -> JSON:
+    """A Radar early fraud warning on a charge (fields as in Stripe's fixture)."""
+    return {
+        "id": new_id("issfr_"),
+        "object": "radar.early_fraud_warning",
+        "actionable": not charge_object["refunded"] and not charge_object["disputed"],
+        "charge": charge_object["id"],
+        "created": now(),
+        "fraud_type": fraud_type,
+        "livemode": False,
+        "payment_intent": charge_object["payment_intent"],
+    }
+
+
 def event(
     event_type: str,
     data_object: JSON,

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from commerce.purchase.gateway import StripeGateway
     from commerce.purchase.ledger import EventLedger
     from commerce.purchase.reconciliation import Reconciler
+    from commerce.purchase.verification import PaidSessions
     from commerce.purchase.webhooks import WebhookService
     from commerce.ratelimit import RateLimiter
     from commerce.releases.repository import ReleaseStore
@@ -252,7 +253,16 @@ class Container:
             storage=self.storage,
             gateway=self.stripe_gateway,
             auditor=self.auditor,
+            paid_sessions=self.paid_sessions,
         )
+
+    @cached_property
+    def paid_sessions(self) -> PaidSessions:
+        """Verify a paid session with Stripe, then fulfil or reject it (webhook, reconcile)."""
+        from commerce.purchase.verification import PaidSessions, SessionVerifier
+
+        verifier = SessionVerifier(settings=self.settings, gateway=self.stripe_gateway)
+        return PaidSessions(verifier=verifier, fulfillment=self.fulfillment)
 
     @cached_property
     def reconciler(self) -> Reconciler:
@@ -261,6 +271,8 @@ class Container:
         return Reconciler(
             gateway=self.stripe_gateway,
             fulfillment=self.fulfillment,
+            paid_sessions=self.paid_sessions,
+            webhook=self.webhook_service,
             storage=self.storage,
             clock=self.clock,
             default_days=self.settings.reconcile_lookback_days,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from commerce.cli_support import OperatorTyper
 from commerce.delivery.cli import emails_app, release_app
 from commerce.licensing.cli import license_app
-from commerce.purchase.cli import orders_app, reconcile
+from commerce.purchase.cli import fraud_cleared, orders_app, reconcile
 from commerce.rotation_cli import keys_app
 
 app = OperatorTyper(
@@ -28,3 +28,4 @@ app.add_typer(license_app, name="license")
 app.add_typer(keys_app, name="keys")
 app.add_typer(orders_app, name="orders")
 app.command("reconcile")(reconcile)
+app.command("fraud-cleared")(fraud_cleared)

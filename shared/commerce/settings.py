@@ -74,6 +74,12 @@ class Settings(BaseModel):
     stripe_price_id: str = ""
     stripe_api_base: str = ""  # empty = Stripe itself; set locally to the test double
     reconcile_lookback_days: int = Field(default=3, ge=1, le=30)  # Checkout Sessions kept 30 d
+    # Currencies a paid session may be in (lower case, comma-separated); see
+    # domain/payments.py. The configured price's currency must be one of them.
+    payment_currencies: tuple[str, ...] = ("eur",)  # comma-separated in the environment
+    # Fulfil sessions whose total is 0 (a 100 % promotion code)? Off: a free order is
+    # rejected unless the shop decided to give licenses away (audited as a giveaway).
+    allow_giveaways: bool = False
 
     # Storage
     artifacts_bucket: str = Field(min_length=3)
@@ -146,6 +152,20 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("payment_currencies", mode="before")
+    @classmethod
+    def _split_currencies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("payment_currencies")
+    @classmethod
+    def _currency_codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or not all(len(c) == 3 and c.isalpha() for c in value):
+            raise ValueError("a comma-separated list of ISO currency codes, e.g. eur,usd")
+        return tuple(c.lower() for c in value)
 
     @model_validator(mode="after")
     def _cloud_rules(self) -> Settings:

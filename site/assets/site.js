@@ -106,7 +106,7 @@
   }
 
   // Success page: poll the order status until it settles.
-  var ENDED = { refunded: true, disputed: true, revoked: true };
+  var ENDED = { refunded: true, disputed: true, revoked: true, rejected: true };
   var FINAL = { fulfilled: true, failed: true, ended: true };
 
   function showState(box, state, email) {

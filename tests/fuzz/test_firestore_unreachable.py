@@ -17,11 +17,13 @@ from typing import Any
 
 import functions_framework
 import pytest
+import requests
 
 from commerce.bootstrap import Container, use_container
 from commerce.licensing.verifier import SIGNATURE_HEADER
 from commerce.repositories import new_firestore_client
-from tests.fuzz.conftest import WEBHOOK_SECRET, Seeds
+from emulators.stripe_setup import client_for
+from tests.fuzz.conftest import STRIPE_KEY, WEBHOOK_SECRET, Seeds
 from tests.purchase import stripe_events as se
 from tests.support.emulators import FIRESTORE_ENV, TEST_PROJECT
 
@@ -101,9 +103,31 @@ def assert_unavailable(response: Any) -> dict[str, Any]:
     return body
 
 
+def paid_on_the_double(settings: Any) -> dict[str, Any]:
+    """A session Stripe (the double) created and saw paid, and its completed event (a
+    paid session is verified with Stripe before its transaction)."""
+    double = settings.stripe_api_base
+    session = client_for(STRIPE_KEY, double).v1.checkout.sessions.create(
+        {
+            "mode": "payment",
+            "line_items": [{"price": settings.stripe_price_id, "quantity": 1}],
+            "success_url": "http://shop.test/ok",
+            "metadata": {"product_id": "genx", "locale": "en", "ref": ""},
+        }
+    )
+    requests.post(f"{double}/_double/sessions/{session.id}/pay", timeout=10).raise_for_status()
+    events = requests.get(
+        f"{double}/_double/events", params={"type": "checkout.session.completed"}, timeout=10
+    ).json()["data"]
+    found: dict[str, Any] = next(
+        e["event"] for e in events if e["event"]["data"]["object"]["id"] == session.id
+    )
+    return found
+
+
 def test_the_webhook_answers_503_and_the_redelivery_is_applied_once(down):
     _, healthy, _ = down
-    evt = se.event("checkout.session.completed", se.checkout_session())
+    evt = paid_on_the_double(healthy.settings)
     payload, header = se.signed(evt, WEBHOOK_SECRET)
     webhook = client("stripe_webhook")
     headers = {"Stripe-Signature": header, "Content-Type": "application/json"}

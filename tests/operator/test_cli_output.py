@@ -66,8 +66,14 @@ def test_json_output_is_json_only_and_the_log_records_go_to_stderr(
         "already_fulfilled": 1,
         "repaired": 0,
         "blocked": 0,
+        "rejected": 0,
         "failed": 0,
         "repaired_sessions": [],
+        "refunds_examined": 0,
+        "refunds_applied": 0,
+        "disputes_examined": 0,
+        "disputes_applied": 0,
+        "applied": [],
     }
     logged = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     assert [entry["message"] for entry in logged] == [
@@ -82,6 +88,7 @@ def test_the_plain_report_is_the_only_thing_on_stdout(configured_shell: None) ->
     assert result.exit_code == 0, result.output
     assert result.stdout == (
         "last 2 day(s): 2 sessions examined, 1 paid; 0 repaired, 1 already fulfilled, "
-        "0 blocked (refunded/revoked/failed), 0 failed\n"
+        "0 blocked (refunded/revoked/failed), 0 rejected, 0 failed; 0 refunds and 0 disputes "
+        "examined, 0 refunds and 0 dispute changes applied\n"
     )
     assert "reconciliation done" in result.stderr

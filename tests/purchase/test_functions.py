@@ -162,9 +162,11 @@ def start_checkout(**body: Any) -> dict[str, Any]:
     return result
 
 
-def signed_post(event: dict[str, Any], secret: str = WEBHOOK_SECRET, **kwargs: Any) -> Any:
+def signed_post(
+    event: dict[str, Any], secret: str = WEBHOOK_SECRET, *, client: Any = None, **kwargs: Any
+) -> Any:
     payload, header = se.signed(event, secret, **kwargs)
-    return client_of("stripe_webhook").post(
+    return (client or client_of("stripe_webhook")).post(
         "/", data=payload, headers={"Stripe-Signature": header, "Content-Type": "application/json"}
     )
 
@@ -406,10 +408,13 @@ def test_a_real_event_delivered_ten_times_at_once_yields_one_license(container, 
     session_id = start_checkout(email="jane@example.com")["id"]
     double.control(f"sessions/{session_id}/pay", outcome="paid")  # no webhook URL: kept
     (event,) = double.events("checkout.session.completed")
-    # One unsigned request first: Flask/werkzeug compile their routing lazily on the
-    # first request, which is not thread-safe on CPython 3.11 (a SystemError in one
-    # thread now and then); the test is about concurrent deliveries, not that.
-    assert client_of("stripe_webhook").post("/", data=b"{}").status_code == 400
+    # One app for every thread (as one function instance serves concurrent requests),
+    # and one unsigned request first: Flask/werkzeug compile their routing when an app
+    # is created and on its first request, which is not thread-safe on CPython 3.11 (a
+    # SystemError in one thread now and then: seen when each delivery built its own
+    # app); the test is about concurrent deliveries, not that.
+    webhook = client_of("stripe_webhook")
+    assert webhook.post("/", data=b"{}").status_code == 400
     barrier = threading.Barrier(10)
     statuses: list[list[int]] = []
 
@@ -417,7 +422,7 @@ def test_a_real_event_delivered_ten_times_at_once_yields_one_license(container, 
         barrier.wait()
         seen = []
         for _ in range(50):
-            status = signed_post(event).status_code
+            status = signed_post(event, client=webhook).status_code
             seen.append(status)
             if status < 500:
                 break
@@ -481,6 +486,121 @@ def test_without_a_signing_secret_the_webhook_is_disabled(container, secret_valu
     assert answer.get_json()["error"] == "webhook_disabled"
 
 
+# -- fulfil only what was paid (the official library asks the double) -------------------------
+
+
+def session_on_the_double(stripe_client: stripe.StripeClient, **params: Any) -> str:
+    """A session created at Stripe outside our checkout, carrying our product metadata."""
+    session = stripe_client.v1.checkout.sessions.create(
+        {
+            "mode": "payment",
+            "success_url": "http://elsewhere.test/ok",
+            "metadata": {"product_id": "genx", "locale": "en", "ref": ""},
+            **params,
+        }
+    )
+    return session.id
+
+
+def test_a_signed_event_for_a_session_stripe_never_created_is_rejected_with_a_2xx(
+    container, double
+):
+    event = se.event("checkout.session.completed", se.checkout_session())
+    session_id = event["data"]["object"]["id"]
+
+    answer = signed_post(event)
+
+    assert answer.status_code == 200
+    assert answer.get_json()["outcome"] == "rejected"
+    order = order_of(container, session_id)
+    assert (order.state, order.rejection_reason) == (OrderState.REJECTED, "unknown_session")
+    assert container.licenses.by_order(session_id) == []
+
+
+@pytest.mark.parametrize(
+    ("line_item", "reason"),
+    [
+        ({"price_data": {"currency": "eur", "unit_amount": 1, "product": "genx"}}, "wrong_price"),
+        ({"price_data": {"currency": "jpy", "unit_amount": 1, "product": "genx"}}, "wrong_price"),
+        ({"quantity": 2}, "wrong_quantity"),
+    ],
+    ids=["another-price", "1-jpy", "two-licenses"],
+)
+def test_a_paid_session_made_outside_our_checkout_is_rejected(
+    container, double, stripe_client, price_id, line_item, reason
+):
+    item = {"price": price_id, "quantity": 1, **line_item}
+    if "price_data" in item:
+        del item["price"]
+    session_id = session_on_the_double(stripe_client, line_items=[item])
+    double.control(f"sessions/{session_id}/pay", outcome="paid")
+    (completed,) = double.events("checkout.session.completed")
+
+    answer = signed_post(completed)
+
+    assert (answer.status_code, answer.get_json()["outcome"]) == (200, "rejected")
+    order = order_of(container, session_id)
+    assert (order.state, order.rejection_reason) == (OrderState.REJECTED, reason)
+    assert container.licenses.by_order(session_id) == []
+    assert container.email_jobs.in_state(EmailJobState.PENDING) == []
+
+
+@pytest.mark.parametrize(
+    ("coupon", "giveaways", "outcome", "amount"),
+    [
+        ({"percent_off": 20}, False, "fulfilled", 3920),
+        ({"percent_off": 100}, False, "rejected", 0),
+        ({"percent_off": 100}, True, "fulfilled", 0),
+    ],
+    ids=["20-percent-off", "free-giveaways-off", "free-giveaways-on"],
+)
+def test_a_discount_stripe_reports_is_honoured_and_free_orders_need_the_setting(
+    make_container, double, stripe_client, price_id, coupon, giveaways, outcome, amount
+):
+    container = make_container(allow_giveaways=giveaways)
+    code = stripe_client.v1.coupons.create(coupon).id
+    session_id = session_on_the_double(
+        stripe_client,
+        line_items=[{"price": price_id, "quantity": 1}],
+        discounts=[{"coupon": code}],
+    )
+    double.control(f"sessions/{session_id}/pay", outcome="paid")
+    (completed,) = double.events("checkout.session.completed")
+
+    assert signed_post(completed).get_json()["outcome"] == outcome
+
+    order = order_of(container, session_id)
+    assert order.amount_total == amount
+    if outcome == "rejected":
+        assert order.rejection_reason == "giveaway_not_allowed"
+        assert container.licenses.by_order(session_id) == []
+    else:
+        assert len(container.licenses.by_order(session_id)) == 1
+    giveaway_audits = [
+        d.to_dict() for d in container.db.collection("audit_log").stream()
+        if d.to_dict()["action"] == "order.giveaway"
+    ]  # fmt: skip
+    assert len(giveaway_audits) == (1 if amount == 0 and giveaways else 0)
+
+
+def test_the_webhook_answers_503_when_stripe_cannot_be_asked_and_fulfils_on_retry(
+    make_container, double
+):
+    make_container()
+    session_id = start_checkout(email="jane@example.com")["id"]
+    double.control(f"sessions/{session_id}/pay", outcome="paid")
+    (completed,) = double.events("checkout.session.completed")
+    unreachable = make_container(stripe_api_base="http://127.0.0.1:9")  # nothing listens
+
+    answer = signed_post(completed)
+
+    assert answer.status_code == 503
+    assert answer.get_json()["error"] == "payment_provider_unavailable"
+    assert unreachable.orders.get(session_id) is None
+    make_container()
+    assert signed_post(completed).get_json()["outcome"] == "fulfilled"
+
+
 # -- reconcile ---------------------------------------------------------------------------------
 
 
@@ -502,6 +622,61 @@ def test_reconcile_fulfils_paid_sessions_whose_webhook_was_missed(container, dou
     assert len(container.licenses.by_order(paid_id)) == 1
     repaired_logs = [r for r in caplog.records if getattr(r, "event", "") == "reconcile.repaired"]
     assert [r.count for r in repaired_logs] == [1]
+
+
+def test_reconcile_repairs_a_missed_refund_and_a_missed_dispute(container, double):
+    refunded_id = start_checkout(email="refund@example.com")["id"]
+    disputed_id = start_checkout(email="dispute@example.com")["id"]
+    for session_id in (refunded_id, disputed_id):
+        double.control(f"sessions/{session_id}/pay", outcome="paid")  # nobody listens
+    assert client_of("reconcile").post("/", json={}).get_json()["repaired"] == 2
+    double.control(f"sessions/{refunded_id}/refund")  # charge.refunded: missed
+    double.control(f"sessions/{disputed_id}/dispute")  # charge.dispute.created: missed
+
+    first = client_of("reconcile").post("/", json={}).get_json()
+    second = client_of("reconcile").post("/", json={}).get_json()
+
+    assert (first["refunds_applied"], first["disputes_applied"]) == (1, 1)
+    assert (second["refunds_applied"], second["disputes_applied"]) == (0, 0)
+    assert order_of(container, refunded_id).state is OrderState.REFUNDED
+    assert container.licenses.by_order(refunded_id)[0].status is LicenseStatus.REVOKED
+    assert all(g.revoked for g in container.download_tokens.by_order(refunded_id))
+    assert order_of(container, disputed_id).state is OrderState.DISPUTED
+    assert container.licenses.by_order(disputed_id)[0].status is LicenseStatus.SUSPENDED
+    (late,) = double.events("charge.refunded")
+    assert signed_post(late).get_json()["outcome"] == "already_applied"
+
+
+def test_reconcile_never_fulfils_a_session_refunded_before_its_webhooks_arrived(container, double):
+    session_id = start_checkout(email="gone@example.com")["id"]
+    double.control(f"sessions/{session_id}/pay", outcome="paid")
+    double.control(f"sessions/{session_id}/refund")  # both webhooks missed
+
+    report = client_of("reconcile").post("/", json={}).get_json()
+
+    assert (report["repaired"], report["blocked"]) == (0, 1)
+    assert order_of(container, session_id).state is OrderState.REFUNDED
+    assert container.licenses.by_order(session_id) == []
+    assert container.email_jobs.in_state(EmailJobState.PENDING) == []
+
+
+def test_an_early_fraud_warning_from_the_double_suspends_the_license(container, double):
+    session_id = start_checkout(email="jane@example.com")["id"]
+    double.control(f"sessions/{session_id}/pay", outcome="paid")
+    (completed,) = double.events("checkout.session.completed")
+    assert signed_post(completed).get_json()["outcome"] == "fulfilled"
+    double.control(f"sessions/{session_id}/early_fraud_warning")
+    (warned,) = double.events("radar.early_fraud_warning.created")
+
+    answer = signed_post(warned)
+
+    assert (answer.status_code, answer.get_json()["outcome"]) == (200, "suspended")
+    (license_,) = container.licenses.by_order(session_id)
+    assert (license_.status, license_.status_reason) == (
+        LicenseStatus.SUSPENDED,
+        "early_fraud_warning",
+    )
+    assert order_of(container, session_id).fraud_warning_id == warned["data"]["object"]["id"]
 
 
 def test_reconcile_refuses_unknown_fields(container):

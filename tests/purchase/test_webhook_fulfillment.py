@@ -20,6 +20,7 @@ from tests.purchase.conftest import (
     WEBHOOK_SECRET,
     count_documents,
     deliver_until_accepted,
+    stripe_knows,
 )
 
 
@@ -338,6 +339,7 @@ def test_a_lost_dispute_before_completion_prevents_the_license(container, delive
 
 
 def _signed_delivery(container: Any, evt: dict[str, Any], **kwargs: Any) -> Any:
+    stripe_knows(container.stripe_gateway, evt)
     payload, header = se.signed(evt, WEBHOOK_SECRET, **kwargs)
     return container.webhook_service.handle(payload, header)
 

@@ -27,6 +27,7 @@ from tests.purchase.conftest import (
     RecordingQueue,
     StubSessions,
     make_settings,
+    stripe_knows,
 )
 from tests.purchase.conftest import secret_values as secret_values
 from tests.support import factories
@@ -85,10 +86,15 @@ Deliver = Callable[..., DeliveryResult]
 
 
 @pytest.fixture
-def deliver(container: Container) -> Deliver:
-    """Sign and deliver an event to the webhook service, like Stripe (one attempt)."""
+def deliver(container: Container, stub_sessions: StubSessions) -> Deliver:
+    """Sign and deliver an event to the webhook service, like Stripe (one attempt).
+    `known=False`: the session is one Stripe never created (retrieve answers 404)."""
 
-    def send(evt: dict[str, Any], *, secret: str = WEBHOOK_SECRET) -> DeliveryResult:
+    def send(
+        evt: dict[str, Any], *, secret: str = WEBHOOK_SECRET, known: bool = True
+    ) -> DeliveryResult:
+        if known:
+            stripe_knows(stub_sessions, evt)
         payload, header = stripe_events.signed(evt, secret)
         return container.webhook_service.handle(payload, header)
 

@@ -290,10 +290,11 @@ def test_a_failed_enqueue_leaves_the_job_pending_for_the_sweeper(
 
 
 def test_reconciliation_fulfils_a_paid_session_whose_webhook_was_missed(
-    container: Any, storage: MemoryStorage, monkeypatch: pytest.MonkeyPatch
+    container: Any, storage: MemoryStorage, monkeypatch: pytest.MonkeyPatch, stub_sessions: Any
 ) -> None:
     missed = se.checkout_session()
     done = se.checkout_session()
+    stub_sessions.created(missed)
     monkeypatch.setattr(
         container.stripe_gateway,
         "sessions_created_since",

@@ -309,3 +309,78 @@ def test_session_created_long_ago_is_filtered_out_by_created_gte(
 
     assert client.v1.checkout.sessions.list({"created": {"gte": tomorrow}}).data == []
     assert len(client.v1.checkout.sessions.list({"created": {"lte": tomorrow}}).data) == 1
+
+
+def test_refunds_disputes_charges_and_fraud_warnings_are_listed_like_stripe(
+    client: stripe.StripeClient, open_session: stripe.checkout.Session, stripe_double: Double
+) -> None:
+    """What reconciliation and the fraud-warning handler ask for, through the library."""
+    before = int(time.time()) - 1
+    stripe_double.control(f"sessions/{open_session.id}/pay", outcome="paid").raise_for_status()
+    stripe_double.control(f"sessions/{open_session.id}/refund", amount="900").raise_for_status()
+    stripe_double.control(f"sessions/{open_session.id}/dispute").raise_for_status()
+    stripe_double.control(f"sessions/{open_session.id}/early_fraud_warning").raise_for_status()
+    intent_id = client.v1.checkout.sessions.retrieve(open_session.id).payment_intent
+    assert isinstance(intent_id, str)
+
+    intent = client.v1.payment_intents.retrieve(intent_id, {"expand": ["latest_charge"]})
+    refunds = client.v1.refunds.list({"created": {"gte": before}, "expand": ["data.charge"]})
+    disputes = client.v1.disputes.list({"created": {"gte": before}, "payment_intent": intent_id})
+    charges = client.v1.charges.list({"payment_intent": intent_id})
+    warnings = client.v1.radar.early_fraud_warnings.list({"payment_intent": intent_id})
+    (warned,) = stripe_double.events("radar.early_fraud_warning.created")
+
+    assert isinstance(intent.latest_charge, stripe.Charge)
+    assert (intent.latest_charge.amount_refunded, intent.latest_charge.refunded) == (900, False)
+    (refund,) = refunds.data
+    assert isinstance(refund.charge, stripe.Charge)
+    assert refund.charge.id == intent.latest_charge.id
+    (dispute,) = disputes.data
+    assert (dispute.payment_intent, dispute.status) == (intent_id, "needs_response")
+    assert [c.id for c in charges.data] == [intent.latest_charge.id]
+    (warning,) = warnings.data
+    assert (warning.charge, warning.payment_intent) == (intent.latest_charge.id, intent_id)
+    assert warning.actionable is False  # the charge is already disputed
+    assert warned["event"]["data"]["object"]["id"] == warning.id
+    assert client.v1.radar.early_fraud_warnings.retrieve(warning.id).id == warning.id
+    assert client.v1.disputes.list({"created": {"gt": int(time.time()) + 60}}).data == []
+
+
+def test_an_unknown_list_filter_is_refused_like_stripe(client: stripe.StripeClient) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.disputes.list({"status": "lost"})  # type: ignore[typeddict-unknown-key]
+    assert refused.value.http_status == 400
+
+
+def test_a_coupon_discounts_the_session_and_a_free_session_needs_no_payment(
+    client: stripe.StripeClient, price: stripe.Price, stripe_double: Double
+) -> None:
+    client.v1.coupons.create({"id": "FREE", "percent_off": 100})
+    client.v1.coupons.create({"id": "FIVE", "amount_off": 500, "currency": "eur"})
+
+    def session_with(coupon: str) -> stripe.checkout.Session:
+        return client.v1.checkout.sessions.create(
+            {
+                "mode": "payment",
+                "line_items": [{"price": price.id, "quantity": 1}],
+                "success_url": "http://shop.test/ok",
+                "discounts": [{"coupon": coupon}],
+            }
+        )
+
+    free, five = session_with("FREE"), session_with("FIVE")
+    stripe_double.control(f"sessions/{free.id}/pay", outcome="paid").raise_for_status()
+    paid_free = client.v1.checkout.sessions.retrieve(free.id, {"expand": ["line_items"]})
+
+    assert (five.amount_subtotal, five.amount_total) == (4900, 4400)
+    assert five.total_details is not None
+    assert five.total_details.amount_discount == 500
+    assert (paid_free.amount_total, paid_free.payment_status) == (0, "no_payment_required")
+    assert paid_free.payment_intent is None
+    assert paid_free.line_items is not None
+    assert paid_free.line_items.data[0].amount_discount == 4900
+    assert client.v1.coupons.retrieve("FREE").times_redeemed == 1
+    (completed,) = stripe_double.events("checkout.session.completed")
+    assert completed["event"]["data"]["object"]["payment_status"] == "no_payment_required"
+    with pytest.raises(stripe.InvalidRequestError):
+        session_with("NO_SUCH_COUPON")

@@ -127,3 +127,19 @@ def test_a_refused_action_is_an_alert_with_the_doubles_reason(
     reason = alert(page)
     assert reason is not None
     assert reason.startswith("Refund amount (9999.99 EUR) is greater than unrefunded amount")
+
+
+def test_a_paid_session_can_be_sent_an_early_fraud_warning(
+    stripe_double: Double, open_session: stripe.checkout.Session
+) -> None:
+    stripe_double.control(f"sessions/{open_session.id}/pay", outcome="paid").raise_for_status()
+    assert ">Send early fraud warning</button>" in row_of(stripe_double, open_session.id)
+
+    page = act(stripe_double, f"sessions/{open_session.id}/early_fraud_warning")
+
+    assert alert(page) is None
+    message = notice(page)
+    assert message is not None
+    assert re.fullmatch(r"Early fraud warning issfr_\w+ \(made_with_stolen_card\) sent\.", message)
+    (warned,) = stripe_double.events("radar.early_fraud_warning.created")
+    assert warned["event"]["data"]["object"]["fraud_type"] == "made_with_stolen_card"

@@ -17,21 +17,26 @@ EXPECTED_ALLOWED = {
     (None, S.PAID),
     (None, S.REFUNDED),
     (None, S.REVOKED),
+    (None, S.REJECTED),
     (S.PENDING, S.PAID),
     (S.PENDING, S.FAILED),
     (S.PENDING, S.REFUNDED),
     (S.PENDING, S.DISPUTED),
     (S.PENDING, S.REVOKED),
+    (S.PENDING, S.REJECTED),
     (S.PAID, S.FULFILLED),
     (S.PAID, S.REFUNDED),
     (S.PAID, S.DISPUTED),
     (S.PAID, S.REVOKED),
+    (S.PAID, S.REJECTED),
     (S.FULFILLED, S.REFUNDED),
     (S.FULFILLED, S.DISPUTED),
     (S.FULFILLED, S.REVOKED),
     (S.DISPUTED, S.FULFILLED),
     (S.DISPUTED, S.REVOKED),
     (S.DISPUTED, S.REFUNDED),
+    (S.REJECTED, S.REFUNDED),
+    (S.REJECTED, S.REVOKED),
 }
 ALL_PAIRS = list(itertools.product([None, *S], list(S)))
 
@@ -64,3 +69,8 @@ def test_terminal_states_go_nowhere(terminal):
 
 def test_only_fulfilled_orders_are_entitled():
     assert [s for s in S if is_entitled(s)] == [S.FULFILLED]
+
+
+def test_a_rejected_order_never_becomes_paid_fulfilled_or_disputed():
+    assert not any(can_transition(S.REJECTED, s) for s in (S.PAID, S.FULFILLED, S.DISPUTED))
+    assert not is_entitled(S.REJECTED)

@@ -39,6 +39,17 @@ def reconcile_ledger_id(session_id: str) -> str:
     return f"reconcile:{session_id}"
 
 
+def reconcile_refund_ledger_id(charge_id: str, amount_refunded: int) -> str:
+    """The ledger entry of a charge's refund state applied by reconciliation: one per
+    refunded amount, so a later further refund is a new entry."""
+    return f"reconcile:refund:{charge_id}:{amount_refunded}"
+
+
+def reconcile_dispute_ledger_id(dispute_id: str, status: str) -> str:
+    """The ledger entry of a dispute's status applied by reconciliation."""
+    return f"reconcile:dispute:{dispute_id}:{status}"
+
+
 def reissue_job_id(license_id: str, generation: int) -> str:
     """One re-issue e-mail per new generation, however often the command is retried."""
     return derived_id("email", "reissue", license_id, str(generation))

@@ -75,6 +75,11 @@ class Order(Document):
     # Why a person must look at this order (`domain.email_address.AddressProblem`
     # values: paid, fulfilled, but no usable e-mail address); None when nothing is due.
     needs_attention: str | None = None
+    # Why a paid session was not fulfilled (state `rejected`): a `payments.Rejection`.
+    rejection_reason: str | None = None
+    # Stripe Radar's early fraud warning on the payment (`issfr_...`): the license is
+    # suspended (issued suspended if the warning came first) until support decides.
+    fraud_warning_id: str | None = None
 
     @classmethod
     def from_session(
@@ -137,7 +142,7 @@ class Customer(Document):
 
 class LicenseStatus(StrEnum):
     ACTIVE = "active"
-    SUSPENDED = "suspended"  # dispute open
+    SUSPENDED = "suspended"  # dispute open, or an early fraud warning under review
     REVOKED = "revoked"
 
 
@@ -252,11 +257,14 @@ class License(Document):
             return self.mirror(order_state, now)
         return self.mirror(order_state, now, status=LicenseStatus.REVOKED, status_reason=reason)
 
-    def suspend(self, *, order_state: OrderState, now: datetime) -> dict[str, Any] | None:
-        """A dispute opened: an active license is suspended until it is decided."""
+    def suspend(
+        self, *, order_state: OrderState, now: datetime, reason: str = "dispute"
+    ) -> dict[str, Any] | None:
+        """A dispute opened, or an early fraud warning (`reason`): an active license is
+        suspended until it is decided."""
         if self.status is LicenseStatus.ACTIVE:
             return self.mirror(
-                order_state, now, status=LicenseStatus.SUSPENDED, status_reason="dispute"
+                order_state, now, status=LicenseStatus.SUSPENDED, status_reason=reason
             )
         return self.mirror(order_state, now)
 

@@ -7,6 +7,10 @@
     disputed -> fulfilled         (dispute won: restored)
     disputed -> revoked           (dispute lost)
     fulfilled -> revoked          (manual revocation by support)
+    (new) | pending | paid -> rejected  (the paid session does not match the catalog:
+                                         wrong price, amount, currency, mode, livemode,
+                                         unknown to Stripe, or a giveaway not allowed)
+    rejected -> refunded | revoked      (the shop refunds it, or a chargeback is lost)
     (new) | pending -> refunded | revoked  (refund / lost dispute seen before payment
                                             events arrived: blocks later fulfillment)
 
@@ -28,10 +32,19 @@ class OrderState(StrEnum):
     REFUNDED = "refunded"
     DISPUTED = "disputed"
     REVOKED = "revoked"
+    REJECTED = "rejected"
 
 
 ALLOWED_TRANSITIONS: dict[OrderState | None, frozenset[OrderState]] = {
-    None: frozenset({OrderState.PENDING, OrderState.PAID, OrderState.REFUNDED, OrderState.REVOKED}),
+    None: frozenset(
+        {
+            OrderState.PENDING,
+            OrderState.PAID,
+            OrderState.REFUNDED,
+            OrderState.REVOKED,
+            OrderState.REJECTED,
+        }
+    ),
     OrderState.PENDING: frozenset(
         {
             OrderState.PAID,
@@ -39,22 +52,32 @@ ALLOWED_TRANSITIONS: dict[OrderState | None, frozenset[OrderState]] = {
             OrderState.REFUNDED,
             OrderState.DISPUTED,
             OrderState.REVOKED,
+            OrderState.REJECTED,
         }
     ),
     OrderState.PAID: frozenset(
-        {OrderState.FULFILLED, OrderState.REFUNDED, OrderState.DISPUTED, OrderState.REVOKED}
+        {
+            OrderState.FULFILLED,
+            OrderState.REFUNDED,
+            OrderState.DISPUTED,
+            OrderState.REVOKED,
+            OrderState.REJECTED,
+        }
     ),
     OrderState.FULFILLED: frozenset({OrderState.REFUNDED, OrderState.DISPUTED, OrderState.REVOKED}),
     OrderState.DISPUTED: frozenset({OrderState.FULFILLED, OrderState.REVOKED, OrderState.REFUNDED}),
     OrderState.FAILED: frozenset(),
     OrderState.REFUNDED: frozenset(),
     OrderState.REVOKED: frozenset(),
+    OrderState.REJECTED: frozenset({OrderState.REFUNDED, OrderState.REVOKED}),
 }
 
 # States in which the buyer may download and the license validates.
 ENTITLED_STATES = frozenset({OrderState.FULFILLED})
 # States that forbid ever issuing a license for the order.
-BLOCKING_STATES = frozenset({OrderState.REFUNDED, OrderState.REVOKED, OrderState.FAILED})
+BLOCKING_STATES = frozenset(
+    {OrderState.REFUNDED, OrderState.REVOKED, OrderState.FAILED, OrderState.REJECTED}
+)
 
 
 def can_transition(current: OrderState | None, target: OrderState) -> bool:

@@ -1,5 +1,7 @@
-"""`commerce reconcile`: fulfil paid Checkout Sessions whose webhook was missed;
-`commerce orders ...`: orders that need a person (no usable buyer e-mail).
+"""`commerce reconcile`: fulfil paid Checkout Sessions whose webhook was missed (and
+apply missed refunds and disputes); `commerce orders ...`: orders that need a person
+(no usable buyer e-mail); `commerce fraud-cleared`: lift an early fraud warning's
+suspension after review.
 
 Runs against the running `make dev` stack, or whatever the environment configures
 (Google Cloud with default credentials and the live Stripe key); see
@@ -8,6 +10,7 @@ Runs against the running `make dev` stack, or whatever the environment configure
 
 from __future__ import annotations
 
+import getpass
 from typing import Annotated
 
 import typer
@@ -41,9 +44,13 @@ def reconcile(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     yes: Annotated[bool, Yes] = False,
 ) -> None:
-    """List recent Checkout Sessions in Stripe and fulfil every paid one without an order."""
+    """Repair missed webhooks: fulfil paid sessions without an order, apply refunds and disputes."""
     built = container()
-    confirm(built, "Fulfil paid Checkout Sessions that have no order", yes=yes)
+    confirm(
+        built,
+        "Fulfil paid Checkout Sessions that have no order and apply missed refunds and disputes",
+        yes=yes,
+    )
     try:
         report = built.reconciler.run(days)
     except CommerceError as error:
@@ -54,10 +61,15 @@ def reconcile(
         typer.echo(
             f"last {report.days} day(s): {report.examined} sessions examined, {report.paid} paid; "
             f"{report.repaired} repaired, {report.already_fulfilled} already fulfilled, "
-            f"{report.blocked} blocked (refunded/revoked/failed), {report.failed} failed"
+            f"{report.blocked} blocked (refunded/revoked/failed), {report.rejected} rejected, "
+            f"{report.failed} failed; {report.refunds_examined} refunds and "
+            f"{report.disputes_examined} disputes examined, {report.refunds_applied} refunds "
+            f"and {report.disputes_applied} dispute changes applied"
         )
         for session_id in report.repaired_sessions:
             typer.echo(f"  repaired {session_id}")
+        for applied in report.applied:
+            typer.echo(f"  applied {applied}")
     if report.failed:
         raise typer.Exit(code=ExitCode.FAILED)
 
@@ -127,3 +139,30 @@ def set_email(
     typer.echo(
         f"{done.order_id}: address {done.email_masked} set; e-mail {done.email_job_id} {queued}"
     )
+
+
+def fraud_cleared(
+    session_id: Annotated[str, typer.Argument(help="cs_... (the order id)")],
+    actor: Annotated[
+        str, typer.Option("--actor", help="Who does this (for the audit trail).")
+    ] = "",
+    yes: Annotated[bool, Yes] = False,
+) -> None:
+    """Lift the suspension of an early fraud warning after review (the buyer is genuine)."""
+    built = container()
+    confirm(built, f"Lift the fraud-warning suspension of {session_id}", yes=yes, always=True)
+    try:
+        change = built.fulfillment.clear_fraud_warning(session_id, actor=actor or _default_actor())
+    except CommerceError as error:
+        fail(error)
+    if change.outcome.value == "ignored":
+        typer.echo(f"{session_id}: no early fraud warning recorded; nothing changed")
+        raise typer.Exit(code=ExitCode.FAILED)
+    typer.echo(f"{session_id}: fraud warning cleared; the license answers again")
+
+
+def _default_actor() -> str:
+    try:
+        return "support:" + getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return "support"

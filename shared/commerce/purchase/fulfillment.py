@@ -34,6 +34,7 @@ from commerce.domain.models import (
     Order,
 )
 from commerce.domain.orders import BLOCKING_STATES, OrderState, can_transition, transition
+from commerce.domain.payments import Verdict
 from commerce.grants import new_download_grant, new_email_job
 from commerce.keys import normalize_email
 from commerce.logs import get_logger
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["Change", "Fulfillment", "SessionTurns"]
 
 DEFAULT_CHANNEL = "stable"
+FRAUD_WARNING_REASON = "early_fraud_warning"
 _log = get_logger("commerce.purchase.fulfillment")
 
 
@@ -118,9 +120,18 @@ class Fulfillment:
 
     # -- payment ---------------------------------------------------------------------
     def fulfil(
-        self, session: SessionFacts, *, ledger_id: str, event_type: str, event_id: str | None
+        self,
+        session: SessionFacts,
+        *,
+        ledger_id: str,
+        event_type: str,
+        event_id: str | None,
+        giveaway: bool = False,
     ) -> Change:
-        """Issue the license, download grant and e-mail job for a paid session, once."""
+        """Issue the license, download grant and e-mail job for a paid session, once.
+
+        The caller has verified the session with Stripe (`purchase.verification`);
+        `giveaway`: a free order the shop allows, audited as such."""
         session_id = session.id
         license_id = license_id_for(session_id)
         address = check_address(session.email)  # validated on arrival (flagged if unusable)
@@ -149,9 +160,19 @@ class Fulfillment:
                 order is not None and order.state in (OrderState.FULFILLED, OrderState.DISPUTED)
             ):
                 return Change(Outcome.ALREADY_FULFILLED, session_id)
-            return self._issue(
+            change = self._issue(
                 uow, now, session, order, customer, customer_id, event_id, address.address
             )
+            if giveaway:
+                self.auditor.record(
+                    "order.giveaway",
+                    uow=uow,
+                    order_id=session_id,
+                    event_id=event_id,
+                    amount_total=session.amount_total,
+                    currency=session.currency,
+                )
+            return change
 
         with self._session_locks.turn(session_id):
             change = self._apply(ledger_id, event_type, decide, reads)
@@ -239,6 +260,7 @@ class Fulfillment:
                 channel=DEFAULT_CHANNEL,
                 activation_limit=self.settings.license_activation_limit,
                 order_state=state,
+                **_fraud_hold(order),
                 created_at=now,
                 updated_at=now,
             )
@@ -296,6 +318,70 @@ class Fulfillment:
             token_id=grant.token_id,
         )
         return Change(Outcome.FULFILLED, session_id, job_id)
+
+    def reject(
+        self,
+        session: SessionFacts,
+        verdict: Verdict,
+        *,
+        ledger_id: str,
+        event_type: str,
+        event_id: str | None,
+    ) -> Change:
+        """A paid session that is not what we sell: the order is `rejected` with its
+        reason, audited, an alert logged; no license. A settled order stays as it is."""
+        reason = verdict.rejection.value if verdict.rejection else "unknown"
+
+        def decide(uow: UnitOfWork, now: datetime, found: Found) -> Change:
+            order = found[uow.orders.key(session.id)]
+            state = order.state if order is not None else None
+            if state in (OrderState.FULFILLED, OrderState.DISPUTED):
+                return Change(Outcome.ALREADY_FULFILLED, session.id)
+            if not can_transition(state, OrderState.REJECTED):
+                return Change(Outcome.BLOCKED, session.id)
+            rejected = transition(state, OrderState.REJECTED)
+            base = order or Order.from_session(
+                session, state=rejected, now=now, product_id=self.settings.product_id
+            )
+            uow.orders.put(
+                base.with_session(
+                    session,
+                    state=rejected,
+                    updated_at=now,
+                    rejection_reason=reason,
+                    last_event_id=event_id or ledger_id,
+                )
+            )
+            self.auditor.record(
+                "order.rejected",
+                uow=uow,
+                order_id=session.id,
+                event_id=event_id,
+                reason=reason,
+                detail=verdict.detail,
+                amount_total=session.amount_total,
+                currency=session.currency,
+                livemode=session.livemode,
+            )
+            return Change(Outcome.REJECTED, session.id)
+
+        with self._session_locks.turn(session.id):
+            change = self._apply(ledger_id, event_type, decide, self._order_of(session.id))
+        if change.outcome is Outcome.REJECTED:
+            # ERROR: someone paid (or pretended to) for something we do not sell; a person
+            # looks (refund, or fix the catalog). Monitoring matches the event name.
+            _log.error(
+                "paid session rejected: %s",
+                reason,
+                extra={
+                    "event": "purchase.rejected",
+                    "order_id": session.id,
+                    "reason": reason,
+                    "detail": verdict.detail,
+                    "ledger_id": ledger_id,
+                },
+            )
+        return change
 
     def record_pending(
         self, session: SessionFacts, *, ledger_id: str, event_type: str, event_id: str
@@ -443,14 +529,23 @@ class Fulfillment:
         """Full refund: order refunded, license and every grant revoked. Partial: amount only.
 
         Works before the order exists (events out of order): the refunded order then
-        blocks any later fulfillment of the session.
+        blocks any later fulfillment of the session. The webhook and reconciliation
+        record the same refund under different ledger ids (the event id; the charge and
+        refunded amount): whichever comes second finds the order already showing it
+        and changes nothing (ALREADY_APPLIED), so a refund is applied once.
         """
 
         def decide(uow: UnitOfWork, now: datetime, found: Found) -> Change:
             order = found[uow.orders.key(session_id)]
             license_ = found[uow.licenses.key(license_id_for(session_id))]
-            grants = uow.download_tokens.where("order_id", "==", session_id)
             state = order.state if order is not None else None
+            if (
+                order is not None
+                and order.amount_refunded >= amount_refunded
+                and (not fully_refunded or not can_transition(state, OrderState.REFUNDED))
+            ):
+                return Change(Outcome.ALREADY_APPLIED, session_id)
+            grants = uow.download_tokens.where("order_id", "==", session_id)
             common = {
                 "amount_refunded": amount_refunded,
                 "updated_at": now,
@@ -521,6 +616,108 @@ class Fulfillment:
 
         return self._apply(ledger_id, event_type, decide, self._order_and_license(session_id))
 
+    def suspend_for_fraud_warning(
+        self,
+        session_id: str,
+        *,
+        warning_id: str,
+        fraud_type: str | None,
+        actionable: bool,
+        ledger_id: str,
+        event_type: str,
+    ) -> Change:
+        """Stripe Radar's early fraud warning: the license is suspended (downloads,
+        activations and updates refused) until support refunds or clears it; the order
+        keeps the warning id, so a license issued later starts suspended. Ops are
+        alerted (ERROR `fraud.early_warning`). No automatic refund (docs/stripe.md)."""
+
+        def decide(uow: UnitOfWork, now: datetime, found: Found) -> Change:
+            order = found[uow.orders.key(session_id)]
+            license_ = found[uow.licenses.key(license_id_for(session_id))]
+            if order is not None and order.fraud_warning_id == warning_id:
+                return Change(Outcome.IGNORED, session_id)
+            base = order or self._placeholder_order(
+                session_id, transition(None, OrderState.PENDING), now
+            )
+            uow.orders.put(
+                base.model_copy(
+                    update={
+                        "fraud_warning_id": warning_id,
+                        "updated_at": now,
+                        "last_event_id": ledger_id,
+                    }
+                )
+            )
+            suspended = license_ is not None and license_.status is LicenseStatus.ACTIVE
+            if license_ is not None:
+                self._write_standing(
+                    uow,
+                    license_,
+                    license_.suspend(order_state=base.state, now=now, reason=FRAUD_WARNING_REASON),
+                )
+            self.auditor.record(
+                "order.fraud_warning",
+                uow=uow,
+                order_id=session_id,
+                license_id=license_.id if license_ is not None else None,
+                event_id=ledger_id,
+                warning_id=warning_id,
+                fraud_type=fraud_type,
+                actionable=actionable,
+                license_suspended=suspended,
+            )
+            return Change(Outcome.SUSPENDED, session_id)
+
+        change = self._apply(ledger_id, event_type, decide, self._order_and_license(session_id))
+        if change.outcome is Outcome.SUSPENDED:
+            _log.error(
+                "early fraud warning: license suspended",
+                extra={
+                    "event": "fraud.early_warning",
+                    "order_id": session_id,
+                    "warning_id": warning_id,
+                    "fraud_type": fraud_type,
+                    "actionable": actionable,
+                },
+            )
+        return change
+
+    def clear_fraud_warning(self, session_id: str, *, actor: str) -> Change:
+        """Support reviewed an early fraud warning and found the buyer genuine: the
+        license suspended for it is active again (not one suspended for a dispute, which
+        the dispute decides), and the warning id leaves the order; audited."""
+
+        def work(uow: UnitOfWork) -> Change:
+            order_key = uow.orders.key(session_id)
+            license_key = uow.licenses.key(license_id_for(session_id))
+            found = uow.read(order_key, license_key)
+            order, license_ = found[order_key], found[license_key]
+            if order is None or order.fraud_warning_id is None:
+                return Change(Outcome.IGNORED, session_id)
+            now = self.clock.now()
+            uow.orders.update(session_id, {"fraud_warning_id": None, "updated_at": now})
+            restored = (
+                license_ is not None
+                and license_.status is LicenseStatus.SUSPENDED
+                and license_.status_reason == FRAUD_WARNING_REASON
+            )
+            if license_ is not None and restored:
+                self._write_standing(
+                    uow, license_, license_.restore(order_state=order.state, now=now)
+                )
+            self.auditor.record(
+                "license.fraud_warning_cleared",
+                uow=uow,
+                actor=actor,
+                order_id=session_id,
+                license_id=license_.id if license_ is not None else None,
+                warning_id=order.fraud_warning_id,
+                license_restored=restored,
+            )
+            return Change(Outcome.RESTORED, session_id)
+
+        return self.storage.run(work)
+
     def close_dispute(
         self, session_id: str, *, won: bool, ledger_id: str, event_type: str
     ) -> Change:
@@ -567,6 +764,13 @@ class Fulfillment:
             return Change(Outcome.REVOKED, session_id)
 
         return self._apply(ledger_id, event_type, decide, self._order_and_license(session_id))
+
+
+def _fraud_hold(order: Order | None) -> dict[str, Any]:
+    """A license issued after an early fraud warning on its payment starts suspended."""
+    if order is None or order.fraud_warning_id is None:
+        return {}
+    return {"status": LicenseStatus.SUSPENDED, "status_reason": FRAUD_WARNING_REASON}
 
 
 class SessionTurns:

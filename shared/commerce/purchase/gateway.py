@@ -135,6 +135,74 @@ class StripeGateway:
             raise _provider_error(exc, "checkout.sessions.create") from None
         return session.to_dict()
 
+    @property
+    def livemode(self) -> bool:
+        """Whether the configured key is a live-mode key (`sk_live_`/`rk_live_`)."""
+        key = self._secrets.get(SecretName.STRIPE_SECRET_KEY)  # fail closed
+        return key.startswith(("sk_live_", "rk_live_"))
+
+    def session_with_line_items(self, session_id: str) -> dict[str, Any] | None:
+        """The session as Stripe knows it, line items expanded; None when Stripe never
+        created it (404). Any other failure raises PaymentProviderError."""
+        try:
+            session = self.client.v1.checkout.sessions.retrieve(
+                session_id, params={"expand": ["line_items"]}
+            )
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                _log.warning(
+                    "stripe does not know the session",
+                    extra={"event": "stripe.session_unknown", "order_id": session_id},
+                )
+                return None
+            raise _provider_error(exc, "checkout.sessions.retrieve") from None
+        except stripe.StripeError as exc:
+            raise _provider_error(exc, "checkout.sessions.retrieve") from None
+        return session.to_dict()
+
+    def payment_intent_with_charge(self, payment_intent_id: str) -> dict[str, Any]:
+        """The PaymentIntent with its latest charge expanded (refund state before fulfilling)."""
+        try:
+            intent = self.client.v1.payment_intents.retrieve(
+                payment_intent_id, params={"expand": ["latest_charge"]}
+            )
+        except stripe.StripeError as exc:
+            raise _provider_error(exc, "payment_intents.retrieve") from None
+        return intent.to_dict()
+
+    def retrieve_charge(self, charge_id: str) -> dict[str, Any]:
+        try:
+            charge = self.client.v1.charges.retrieve(charge_id)
+        except stripe.StripeError as exc:
+            raise _provider_error(exc, "charges.retrieve") from None
+        return charge.to_dict()
+
+    def refunds_created_since(self, since: datetime) -> Iterator[dict[str, Any]]:
+        """Every refund created at or after `since`, its charge expanded (all pages)."""
+        try:
+            page = self.client.v1.refunds.list(
+                params={
+                    "created": {"gte": int(since.timestamp())},
+                    "limit": 100,
+                    "expand": ["data.charge"],
+                }
+            )
+            for refund in page.auto_paging_iter():
+                yield refund.to_dict()
+        except stripe.StripeError as exc:
+            raise _provider_error(exc, "refunds.list") from None
+
+    def disputes_created_since(self, since: datetime) -> Iterator[dict[str, Any]]:
+        """Every dispute created at or after `since` (all pages)."""
+        try:
+            page = self.client.v1.disputes.list(
+                params={"created": {"gte": int(since.timestamp())}, "limit": 100}
+            )
+            for dispute in page.auto_paging_iter():
+                yield dispute.to_dict()
+        except stripe.StripeError as exc:
+            raise _provider_error(exc, "disputes.list") from None
+
     def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
         try:
             session = self.client.v1.checkout.sessions.retrieve(session_id)

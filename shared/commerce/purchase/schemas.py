@@ -155,17 +155,20 @@ class Outcome(StrEnum):
 
     FULFILLED = "fulfilled"
     ALREADY_FULFILLED = "already_fulfilled"
-    BLOCKED = "blocked"  # refunded / revoked / failed before fulfillment: no license
+    BLOCKED = "blocked"  # refunded / revoked / failed / rejected before fulfillment
+    REJECTED = "rejected"  # paid, but not for what we sell (domain/payments.py): no license
     PENDING = "pending"
     FAILED = "failed"
     REFUNDED = "refunded"
     PARTIALLY_REFUNDED = "partially_refunded"
     DISPUTED = "disputed"
     RESTORED = "restored"
+    SUSPENDED = "suspended"  # early fraud warning: license suspended, ops alerted
     REVOKED = "revoked"
     NO_ORDER = "no_order"  # a charge that belongs to no Checkout Session of ours
     IGNORED = "ignored"  # an event type we do not act on
     DUPLICATE = "duplicate"  # the ledger already holds this event
+    ALREADY_APPLIED = "already_applied"  # the order already shows it (webhook or reconcile)
 
 
 @dataclass(frozen=True)
@@ -184,8 +187,14 @@ class ReconcileReport:
     already_fulfilled: int = 0
     repaired: int = 0
     blocked: int = 0
+    rejected: int = 0
     failed: int = 0
     repaired_sessions: list[str] = field(default_factory=list)
+    refunds_examined: int = 0
+    refunds_applied: int = 0
+    disputes_examined: int = 0
+    disputes_applied: int = 0
+    applied: list[str] = field(default_factory=list)  # "<charge/dispute id>:<outcome>"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -195,6 +204,12 @@ class ReconcileReport:
             "already_fulfilled": self.already_fulfilled,
             "repaired": self.repaired,
             "blocked": self.blocked,
+            "rejected": self.rejected,
             "failed": self.failed,
             "repaired_sessions": list(self.repaired_sessions),
+            "refunds_examined": self.refunds_examined,
+            "refunds_applied": self.refunds_applied,
+            "disputes_examined": self.disputes_examined,
+            "disputes_applied": self.disputes_applied,
+            "applied": list(self.applied),
         }

@@ -37,6 +37,7 @@ CHECKOUT_SESSION_PREFIXES = ("cs_test_", "cs_live_")
 PAYMENT_INTENT_PREFIXES = ("pi_",)
 CHARGE_PREFIXES = ("ch_", "py_")
 DISPUTE_PREFIXES = ("dp_", "du_")
+FRAUD_WARNING_PREFIXES = ("issfr_",)
 
 _ITEM = re.compile(r"([a-z][a-z0-9]*)=([\x21-\x2b\x2d-\x7e]+)")  # printable, no comma
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
@@ -131,5 +132,9 @@ def check_event_ids(event: Mapping[str, Any]) -> None:
         _optional(obj.get("payment_intent"), PAYMENT_INTENT_PREFIXES, "data.object.payment_intent")
     elif event_type.startswith("charge.dispute."):
         _require(obj.get("id"), DISPUTE_PREFIXES, "data.object.id")
+        _optional(obj.get("charge"), CHARGE_PREFIXES, "data.object.charge")
+        _optional(obj.get("payment_intent"), PAYMENT_INTENT_PREFIXES, "data.object.payment_intent")
+    elif event_type.startswith("radar.early_fraud_warning."):
+        _require(obj.get("id"), FRAUD_WARNING_PREFIXES, "data.object.id")
         _optional(obj.get("charge"), CHARGE_PREFIXES, "data.object.charge")
         _optional(obj.get("payment_intent"), PAYMENT_INTENT_PREFIXES, "data.object.payment_intent")

@@ -7,9 +7,12 @@ in the future is refused (400 `invalid_signature`) before anything is written. A
 event that is not strict JSON or whose ids lack Stripe's shape (`stripe_shapes`) is
 refused with 400 and audited (`webhook.refused`), so no id becomes a document id that
 Firestore would reject. Every accepted event ends in the
-ledger exactly once, acted on or merely acknowledged. Errors worth retrying (storage
-contention, Stripe unreachable while resolving a charge) surface as 5xx so Stripe
-delivers again; the transaction guarantees the retry finds nothing half-done.
+ledger exactly once, acted on or merely acknowledged. A paid session is fulfilled
+only after Stripe confirms it is what we sell (`purchase.verification`); otherwise the
+order is `rejected` and Stripe gets a 2xx (retrying cannot change the verdict). Errors
+worth retrying (storage contention, Stripe unreachable while verifying a session or
+resolving a charge) surface as 5xx so Stripe delivers again; the transaction guarantees
+the retry finds nothing half-done, and nothing is fulfilled unverified.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from commerce.purchase.schemas import (
     WebhookDisabled,
 )
 from commerce.purchase.stripe_shapes import EVENT_PREFIXES, check_event_ids, is_stripe_id
+from commerce.purchase.verification import PaidSessions
 from commerce.secrets import SecretName, SecretSource
 from commerce.unit_of_work import Storage
 
@@ -39,6 +43,7 @@ ASYNC_FAILED = "checkout.session.async_payment_failed"
 CHARGE_REFUNDED = "charge.refunded"
 DISPUTE_CREATED = "charge.dispute.created"
 DISPUTE_CLOSED = "charge.dispute.closed"
+EARLY_FRAUD_WARNING = "radar.early_fraud_warning.created"
 HANDLED_EVENTS = (
     SESSION_COMPLETED,
     ASYNC_SUCCEEDED,
@@ -46,9 +51,10 @@ HANDLED_EVENTS = (
     CHARGE_REFUNDED,
     DISPUTE_CREATED,
     DISPUTE_CLOSED,
+    EARLY_FRAUD_WARNING,
 )
 # Events that may need a Stripe lookup (`_session_of`) before their transaction.
-CHARGE_EVENTS = (CHARGE_REFUNDED, DISPUTE_CREATED, DISPUTE_CLOSED)
+CHARGE_EVENTS = (CHARGE_REFUNDED, DISPUTE_CREATED, DISPUTE_CLOSED, EARLY_FRAUD_WARNING)
 DISPUTE_WON_STATUSES = frozenset({"won", "warning_closed"})
 _log = get_logger("commerce.purchase.webhooks")
 Handler = Callable[[str, str, Mapping[str, Any]], Change]  # (event id, type, data object)
@@ -65,12 +71,14 @@ class WebhookService:
         storage: Storage,
         gateway: StripeGateway,
         auditor: Auditor,
+        paid_sessions: PaidSessions,
     ) -> None:
         self.auditor = auditor
         self.secrets = secrets
         self.fulfillment = fulfillment
         self.storage = storage
         self.gateway = gateway
+        self.paid_sessions = paid_sessions
         # Stripe event dispatch: one handler per event type we act on; any other type
         # is acknowledged once (IGNORED).
         self._handlers: dict[str, Handler] = {
@@ -80,6 +88,7 @@ class WebhookService:
             CHARGE_REFUNDED: self._on_charge(self._refunded),
             DISPUTE_CREATED: self._on_charge(self._dispute_opened),
             DISPUTE_CLOSED: self._on_charge(self._dispute_closed),
+            EARLY_FRAUD_WARNING: self._on_charge(self._fraud_warning),
         }
 
     def handle(self, payload: bytes, signature_header: str | None) -> DeliveryResult:
@@ -162,6 +171,11 @@ class WebhookService:
             raise
         return event
 
+    def apply(self, ledger_id: str, event_type: str, obj: Mapping[str, Any]) -> Change:
+        """Apply a Stripe object as if `event_type` had been delivered for it, through
+        the same handler, once per `ledger_id` (reconciliation repairing missed events)."""
+        return self._dispatch(ledger_id, event_type, obj)
+
     def _dispatch(self, event_id: str, event_type: str, obj: Mapping[str, Any]) -> Change:
         handler = self._handlers.get(event_type)
         if handler is None:
@@ -176,15 +190,21 @@ class WebhookService:
             return self.fulfillment.record_only(event_id, event_type, Outcome.IGNORED)
         if event_type == ASYNC_FAILED:
             return self.fulfillment.mark_failed(session, event_id=event_id, **ledger)
-        if session.is_paid:
-            return self.fulfillment.fulfil(session, event_id=event_id, **ledger)
+        if session.is_paid:  # verified with Stripe first: fulfilled or rejected
+            return self.paid_sessions.settle(session, event_id=event_id, reported=obj, **ledger)
         return self.fulfillment.record_pending(session, event_id=event_id, **ledger)
 
     def _on_charge(self, act: ChargeAction) -> Handler:
-        """A charge or dispute event: find our session (order) first, then act."""
+        """A charge, dispute or fraud-warning event: find our session (order) first,
+        then act. Objects without a PaymentIntent (an early fraud warning of an older
+        API version) name their charge, which names it."""
 
         def handle(event_id: str, event_type: str, obj: Mapping[str, Any]) -> Change:
-            session_id = self._session_of(obj.get("payment_intent"))
+            intent = obj.get("payment_intent")
+            charge = obj.get("charge")
+            if not intent and isinstance(charge, str) and charge:
+                intent = self.gateway.retrieve_charge(charge).get("payment_intent")
+            session_id = self._session_of(intent)
             if session_id is None:
                 return self.fulfillment.record_only(event_id, event_type, Outcome.NO_ORDER)
             return act(session_id, obj, {"ledger_id": event_id, "event_type": event_type})
@@ -212,6 +232,15 @@ class WebhookService:
             return self.fulfillment.close_dispute(session_id, won=won, **ledger)
         return self.fulfillment.record_only(
             ledger["ledger_id"], ledger["event_type"], Outcome.IGNORED
+        )
+
+    def _fraud_warning(self, session_id: str, obj: Mapping[str, Any], ledger: Ledger) -> Change:
+        return self.fulfillment.suspend_for_fraud_warning(
+            session_id,
+            warning_id=_str(obj.get("id")) or ledger["ledger_id"],
+            fraud_type=_str(obj.get("fraud_type")),
+            actionable=obj.get("actionable") is True,
+            **ledger,
         )
 
     def _session_of(self, payment_intent: object) -> str | None:

@@ -12,8 +12,19 @@ locals {
       event       = "webhook.failed"
       description = "Stripe webhook deliveries the shop failed to process."
       # Also any ERROR of the webhook function, so an unexpected exception that never
-      # reached the app's own `webhook.failed` log line still counts.
-      extra_filter = " OR (resource.labels.service_name=\"${var.name_prefix}-stripe-webhook\" AND severity>=ERROR)"
+      # reached the app's own `webhook.failed` log line still counts; but not the
+      # events that have their own alert below.
+      extra_filter = " OR (resource.labels.service_name=\"${var.name_prefix}-stripe-webhook\" AND severity>=ERROR AND NOT jsonPayload.event=(\"purchase.rejected\" OR \"fraud.early_warning\" OR \"fulfillment.email_unusable\"))"
+    }
+    rejected_orders = {
+      event        = "purchase.rejected"
+      description  = "Paid Checkout Sessions rejected: not the configured price, amount, currency, mode or livemode, or unknown to Stripe."
+      extra_filter = ""
+    }
+    fraud_warnings = {
+      event        = "fraud.early_warning"
+      description  = "Stripe Radar early fraud warnings on our charges (license suspended)."
+      extra_filter = ""
     }
     dead_emails = {
       event        = "email.dead"
@@ -27,7 +38,7 @@ locals {
     }
     reconcile_repairs = {
       event        = "reconcile.repaired"
-      description  = "Paid orders the reconciliation found unfulfilled and repaired (a missed webhook)."
+      description  = "Missed webhooks the reconciliation repaired: paid orders fulfilled late, refunds or disputes applied late."
       extra_filter = ""
     }
   }

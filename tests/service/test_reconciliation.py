@@ -1,0 +1,164 @@
+"""Reconciliation repairs what the webhook missed: paid sessions, refunds and disputes,
+each through the webhook's own steps and exactly once however the two interleave.
+In-memory store, Stripe's lists from a stub (through the official library against the
+double and the emulator: tests/purchase/test_functions.py and test_reconcile_race.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from commerce.bootstrap import Container
+from commerce.domain.ids import license_id_for
+from commerce.domain.models import License, LicenseStatus
+from commerce.domain.orders import OrderState
+from commerce.purchase.schemas import Outcome
+from commerce.repositories.memory import MemoryStorage
+from tests.purchase import stripe_events as se
+from tests.purchase.conftest import StubSessions
+
+
+def fulfilled(deliver: Any) -> dict[str, Any]:
+    session = se.checkout_session()
+    assert deliver(se.event("checkout.session.completed", session)).outcome is Outcome.FULFILLED
+    return session
+
+
+def state_of(storage: MemoryStorage, session_id: str) -> OrderState:
+    order = storage.load("orders", session_id)
+    assert order is not None
+    state: OrderState = order.state
+    return state
+
+
+def license_of(storage: MemoryStorage, session_id: str) -> License:
+    found: License | None = storage.load("licenses", license_id_for(session_id))
+    assert found is not None
+    return found
+
+
+def refunded_charge(stub: StubSessions, session: dict[str, Any], amount: int = 4900) -> Any:
+    charge = se.charge(session["payment_intent"], amount_refunded=amount)
+    stub.charges[charge["id"]] = charge
+    stub.refunds.append(se.refund(charge))
+    return charge
+
+
+def test_a_missed_full_refund_is_repaired_once(
+    container: Container, deliver: Any, stub_sessions: StubSessions, storage: MemoryStorage
+) -> None:
+    session = fulfilled(deliver)
+    charge = refunded_charge(stub_sessions, session)
+
+    report = container.reconciler.run(days=3)
+
+    assert (report.refunds_examined, report.refunds_applied) == (1, 1)
+    assert report.applied == [f"{charge['id']}:refunded"]
+    assert state_of(storage, session["id"]) is OrderState.REFUNDED
+    assert license_of(storage, session["id"]).status is LicenseStatus.REVOKED
+    assert all(g["revoked"] for g in storage.all("download_tokens").values())
+    audits = storage.audit_actions()
+    assert audits.count("order.refunded") == 1
+    # a second run, and the webhook's late delivery of the same refund, change nothing
+    assert container.reconciler.run(days=3).refunds_applied == 0
+    late = deliver(se.event("charge.refunded", charge))
+    assert late.outcome is Outcome.ALREADY_APPLIED
+    assert storage.audit_actions() == audits
+
+
+def test_a_refund_the_webhook_applied_is_not_applied_again(
+    container: Container, deliver: Any, stub_sessions: StubSessions, storage: MemoryStorage
+) -> None:
+    session = fulfilled(deliver)
+    charge = refunded_charge(stub_sessions, session)
+    deliver(se.event("charge.refunded", charge))
+    audits = storage.audit_actions()
+
+    report = container.reconciler.run(days=3)
+
+    assert (report.refunds_examined, report.refunds_applied) == (1, 0)
+    assert storage.audit_actions() == audits
+
+
+def test_a_missed_partial_refund_records_the_amount_and_keeps_the_license(
+    container: Container, deliver: Any, stub_sessions: StubSessions, storage: MemoryStorage
+) -> None:
+    session = fulfilled(deliver)
+    refunded_charge(stub_sessions, session, amount=1000)
+
+    assert container.reconciler.run(days=3).refunds_applied == 1
+
+    order = storage.load("orders", session["id"])
+    assert (order.state, order.amount_refunded) == (OrderState.FULFILLED, 1000)
+    assert license_of(storage, session["id"]).status is LicenseStatus.ACTIVE
+
+
+def test_a_session_refunded_while_both_its_webhooks_were_missed_is_never_fulfilled(
+    container: Container, deliver: Any, stub_sessions: StubSessions, storage: MemoryStorage
+) -> None:
+    session = se.checkout_session()
+    stub_sessions.created(session)
+    stub_sessions.sessions = [session]
+    stub_sessions.add(session)
+    refunded_charge(stub_sessions, session)
+    stub_sessions.refunds = []  # refunded before the window: only the session is listed
+
+    report = container.reconciler.run(days=3)
+
+    assert (report.repaired, report.blocked, report.refunds_applied) == (0, 1, 1)
+    assert state_of(storage, session["id"]) is OrderState.REFUNDED
+    assert storage.all("licenses") == {}
+    assert storage.all("email_jobs") == {}
+    late = deliver(se.event("checkout.session.completed", session))
+    assert late.outcome is Outcome.BLOCKED
+    assert storage.all("licenses") == {}
+
+
+def test_missed_disputes_are_applied_through_the_webhook_steps(
+    container: Container, deliver: Any, stub_sessions: StubSessions, storage: MemoryStorage
+) -> None:
+    opened, lost, quiet = fulfilled(deliver), fulfilled(deliver), fulfilled(deliver)
+    stub_sessions.disputes = [
+        se.dispute(opened["payment_intent"], status="needs_response"),
+        se.dispute(lost["payment_intent"], status="lost"),
+        se.dispute(quiet["payment_intent"], status="won"),  # opened and won unseen: nothing
+    ]
+
+    report = container.reconciler.run(days=3)
+
+    assert (report.disputes_examined, report.disputes_applied) == (3, 2)
+    assert state_of(storage, opened["id"]) is OrderState.DISPUTED
+    assert license_of(storage, opened["id"]).status is LicenseStatus.SUSPENDED
+    assert state_of(storage, lost["id"]) is OrderState.REVOKED
+    assert license_of(storage, lost["id"]).status is LicenseStatus.REVOKED
+    assert state_of(storage, quiet["id"]) is OrderState.FULFILLED
+    assert container.reconciler.run(days=3).disputes_applied == 0
+
+
+def test_a_won_dispute_the_webhook_missed_restores_the_license(
+    container: Container, deliver: Any, stub_sessions: StubSessions, storage: MemoryStorage
+) -> None:
+    session = fulfilled(deliver)
+    deliver(se.event("charge.dispute.created", se.dispute(session["payment_intent"])))
+    stub_sessions.disputes = [se.dispute(session["payment_intent"], status="won")]
+
+    assert container.reconciler.run(days=3).disputes_applied == 1
+
+    assert state_of(storage, session["id"]) is OrderState.FULFILLED
+    assert license_of(storage, session["id"]).status is LicenseStatus.ACTIVE
+
+
+def test_refunds_and_disputes_of_other_charges_are_not_counted(
+    container: Container, stub_sessions: StubSessions, storage: MemoryStorage
+) -> None:
+    foreign = se.charge("pi_foreign", amount_refunded=4900)
+    stub_sessions.refunds = [se.refund(foreign)]
+    stub_sessions.disputes = [se.dispute("pi_foreign")]
+
+    report = container.reconciler.run(days=3)
+    container.reconciler.run(days=3)
+
+    assert (report.refunds_examined, report.disputes_examined) == (1, 1)
+    assert (report.refunds_applied, report.disputes_applied) == (0, 0)
+    assert storage.all("orders") == {}
+    # asked Stripe once per object, not on every run: the ledger remembers the answer
+    assert stub_sessions.intent_lookups == ["pi_foreign", "pi_foreign"]
