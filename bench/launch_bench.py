@@ -755,14 +755,14 @@ with the number of shards):
 - `download_tokens/<hash>` (a link's redemption count): it is the product's limit (5
   uses) and must stay exact, so it stays one document in the transaction; its lifetime
   total is bounded by that limit, so its rate can only be high in a burst, and a burst on
-  one link (the shared-link case) serializes on it by design. What should change is the
-  answer to the losers of that race: today contention that outlasts the runner's
-  attempts answers 503 (see "One link ... at once" above); a per-instance turn per
-  token before the transaction (as the webhook takes one per session) and a 429 with
-  Retry-After for what still collides would keep it a 4xx.
+  one link (the shared-link case) serializes on it by design. The losers of that race
+  wait their turn in the instance (`commerce.turns`, one turn per token before the
+  transaction, as the webhook takes one per session), and across instances the unit of
+  work retries contention with growing, jittered pauses; what still runs out of
+  attempts is a 503 logged as `storage.contention` (see "One link ... at once" above).
 - One license activated from many machines at once: the license document holds the
   machine ids (the exact activation limit), so concurrent activations serialize on it
-  the same way, with the same answer.
+  the same way, with the same answer (one turn per license in the instance).
 - Refunds: `Fulfillment.record_refund` queries the order's download grants
   (`download_tokens where order_id == ...`) inside its pessimistic transaction. With 40
   refunds delivered 16 at once (the full scale) the emulator stalled for over ten
