@@ -32,6 +32,14 @@ def _request_budget() -> float:
     return get_container().settings.request_budget_seconds
 
 
+def _worker_budget() -> float:
+    return get_container().settings.worker_budget_seconds
+
+
+def _reconcile_budget() -> float:
+    return get_container().settings.reconcile_budget_seconds
+
+
 def _storefront_origins() -> tuple[str, ...]:
     return get_container().settings.storefront_origins
 
@@ -77,7 +85,7 @@ def stripe_webhook(request: flask.Request) -> flask.Response:
 
 
 @functions_framework.http
-@endpoint(methods=["POST"])
+@endpoint(methods=["POST"], budget=_reconcile_budget)
 def reconcile(request: flask.Request) -> flask.Response:
     """Cloud Scheduler: fulfil paid sessions of the last N days that have no order."""
     from commerce.purchase.schemas import ReconcileRequest
@@ -164,7 +172,7 @@ def download(request: flask.Request) -> flask.Response:
 
 
 @functions_framework.http
-@endpoint(methods=["POST"])
+@endpoint(methods=["POST"], budget=_worker_budget)
 def send_email(request: flask.Request) -> flask.Response:
     """Cloud Tasks: deliver one e-mail job at most once, or look up and answer a re-send
     request (`{"resend": ...}`); 503 asks for a retry."""
@@ -184,7 +192,7 @@ def send_email(request: flask.Request) -> flask.Response:
 
 
 @functions_framework.http
-@endpoint(methods=["POST"])
+@endpoint(methods=["POST"], budget=_worker_budget)
 def email_sweeper(request: flask.Request) -> flask.Response:
     """Cloud Scheduler: re-enqueue e-mail jobs left pending or sending too long."""
     requeued = get_container().email_worker.sweep()

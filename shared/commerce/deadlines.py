@@ -13,7 +13,17 @@ accepts and never answers, a webhook delivery was seen open for over 200 s. Here
   error is no gRPC error, so the library's retry loop does not retry it: the answer
   comes within the budget plus at most one of the library's back-off pauses.
 
-Outside a request (CLI, scripts) there is no budget and the library's deadlines apply.
+The other dependencies take their per-call timeout from `call_timeout(ceiling)`: the
+call's own ceiling, or what is left of the budget when that is less (Cloud Storage in
+`adapters/artifacts.py`, the Cloud Tasks enqueue in `adapters/tasks_queue.py`; the
+Stripe client in `purchase/gateway.py` reads `budget_left()` per HTTP attempt).
+
+The Cloud Tasks and Scheduler workers (`send_email`, `email_sweeper`, `reconcile`) run
+under a longer budget of their own (`WORKER_BUDGET_SECONDS`, `RECONCILE_BUDGET_SECONDS`),
+below their function timeouts, so a hung dependency ends the attempt with a 503 that the
+caller retries rather than with the platform killing the instance.
+Outside a request (CLI, scripts) there is no budget: the per-call ceilings and the
+libraries' own deadlines apply.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ _deadline: ContextVar[float | None] = ContextVar("commerce_request_deadline", de
 
 class DependencyTimeout(TransientFailure):
     code = "dependency_timeout"
-    default_detail = "The data store did not answer in time; please retry."
+    default_detail = "A service the shop depends on did not answer in time; please retry."
 
 
 @contextmanager
@@ -48,16 +58,28 @@ def request_budget(seconds: float | None) -> Iterator[None]:
         _deadline.reset(token)
 
 
-def remaining_budget() -> float | None:
-    """Seconds left of the current request's budget (None: no budget); raises
-    DependencyTimeout once it is spent."""
+def budget_left() -> float | None:
+    """Seconds left of the current request's budget, 0 once spent (None: no budget)."""
     deadline = _deadline.get()
     if deadline is None:
         return None
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
+    return max(0.0, deadline - time.monotonic())
+
+
+def remaining_budget() -> float | None:
+    """Seconds left of the current request's budget (None: no budget); raises
+    DependencyTimeout once it is spent."""
+    remaining = budget_left()
+    if remaining is not None and remaining <= 0:
         raise DependencyTimeout()
     return remaining
+
+
+def call_timeout(ceiling: float) -> float:
+    """The timeout of one call to a dependency: `ceiling`, or what is left of the
+    request's budget when that is less; raises DependencyTimeout once it is spent."""
+    remaining = remaining_budget()
+    return ceiling if remaining is None else min(ceiling, remaining)
 
 
 class _CallDetails(NamedTuple):

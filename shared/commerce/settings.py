@@ -143,6 +143,12 @@ class Settings(BaseModel):
     # Time within which every Firestore call of a buyer-facing request, the webhook and
     # the license API must finish, else 503 `dependency_timeout` (commerce.deadlines).
     request_budget_seconds: float = Field(default=7.0, gt=0, le=10)
+    # The same for the Cloud Tasks and Scheduler workers, below their function timeouts
+    # (send_email 60 s, email_sweeper 300 s, reconcile 540 s; Scheduler's attempt
+    # deadline is the function timeout): a hung dependency ends the attempt with a 503
+    # that Cloud Tasks or Scheduler retries, before the platform stops the instance.
+    worker_budget_seconds: float = Field(default=45.0, gt=0, le=50)  # send_email, sweeper
+    reconcile_budget_seconds: float = Field(default=480.0, gt=0, le=500)
 
     log_level: str = "INFO"
 

@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from commerce.deadlines import call_timeout
 from commerce.errors import ConfigurationError, UpstreamError
 from commerce.settings import Settings
 
@@ -26,6 +27,22 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int], None]
 _UPLOAD_CHUNK = 8 * 1024 * 1024
+# One HTTP request to Cloud Storage (a metadata read, an 8 MiB upload chunk) and all the
+# library's retries of one call; the library's own defaults are 60 s and 120 s. Within a
+# request budget (commerce.deadlines) both get at most what is left of it.
+STORAGE_REQUEST_SECONDS = 30.0
+STORAGE_RETRY_SECONDS = 90.0
+
+
+def _bounded() -> dict[str, Any]:
+    """`timeout=` and `retry=` for one call. Every call retried here is idempotent: reads,
+    and uploads guarded by `if_generation_match=0`."""
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    return {
+        "timeout": call_timeout(STORAGE_REQUEST_SECONDS),
+        "retry": DEFAULT_RETRY.with_timeout(call_timeout(STORAGE_RETRY_SECONDS)),
+    }
 
 
 class _ProgressReader:
@@ -81,7 +98,7 @@ class ArtifactStore:
 
     # -- publishing -----------------------------------------------------------------
     def exists(self, object_name: str) -> bool:
-        return bool(self.bucket.blob(object_name).exists())
+        return bool(self.bucket.blob(object_name).exists(**_bounded()))
 
     def upload_file(
         self,
@@ -101,16 +118,22 @@ class ArtifactStore:
         with path.open("rb") as handle:
             reader: Any = _ProgressReader(handle, progress) if progress else handle
             blob.upload_from_file(
-                reader, size=size, content_type=content_type, if_generation_match=0
+                reader,
+                size=size,
+                content_type=content_type,
+                if_generation_match=0,
+                **_bounded(),
             )
         self.verify_stored(object_name, crc32c_b64(path), size)
 
     def upload_bytes(self, object_name: str, data: bytes, content_type: str) -> None:
         blob = self.bucket.blob(object_name)
-        blob.upload_from_string(data, content_type=content_type, if_generation_match=0)
+        blob.upload_from_string(
+            data, content_type=content_type, if_generation_match=0, **_bounded()
+        )
 
     def verify_stored(self, object_name: str, expected_crc32c: str, expected_size: int) -> None:
-        blob = self.bucket.get_blob(object_name)
+        blob = self.bucket.get_blob(object_name, **_bounded())
         if blob is None:
             raise ChecksumMismatch(f"{object_name} is missing after upload")
         if blob.size != expected_size or blob.crc32c != expected_crc32c:
@@ -120,7 +143,7 @@ class ArtifactStore:
             )
 
     def download_bytes(self, object_name: str) -> bytes:
-        data: bytes = self.bucket.blob(object_name).download_as_bytes()
+        data: bytes = self.bucket.blob(object_name).download_as_bytes(**_bounded())
         return data
 
     # -- signed URLs ----------------------------------------------------------------

@@ -24,6 +24,7 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from commerce.deadlines import call_timeout
 from commerce.email_queue import ResendTask
 from commerce.errors import ConfigurationError
 from commerce.logs import get_logger
@@ -117,7 +118,8 @@ class CloudTasksEmailQueue:
         task = self.build_task(job_id, attempt, at)
         try:
             self.client.create_task(
-                request={"parent": self.queue_path, "task": task}, timeout=ENQUEUE_TIMEOUT_SECONDS
+                request={"parent": self.queue_path, "task": task},
+                timeout=call_timeout(ENQUEUE_TIMEOUT_SECONDS),
             )
         except gexc.AlreadyExists:
             # The same attempt was queued before: that task will deliver the job.

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import stripe
 
 from commerce import strict_json
+from commerce.deadlines import DependencyTimeout, budget_left, remaining_budget
 from commerce.errors import InvalidEncoding, InvalidSignature
 from commerce.logs import get_logger
 from commerce.purchase.schemas import InvalidEvent, PaymentProviderError
@@ -28,7 +29,12 @@ if TYPE_CHECKING:
     from commerce.settings import Settings
 
 WEBHOOK_TOLERANCE_SECONDS = 300
-HTTP_TIMEOUT_SECONDS = 20
+# One HTTP attempt to Stripe (connect, then each read); a Checkout Session is created in
+# about a second. Within a request the attempt gets at most what is left of the budget.
+STRIPE_ATTEMPT_SECONDS = 5.0
+STRIPE_NETWORK_RETRIES = 2  # safe: every POST carries an idempotency key
+# No retry with less than this left of the budget (the library pauses 0.5-1 s first).
+STRIPE_RETRY_MIN_SECONDS = 2.0
 _log = get_logger("commerce.purchase.gateway")
 
 
@@ -95,6 +101,38 @@ def _provider_error(exc: stripe.StripeError, action: str) -> PaymentProviderErro
     return PaymentProviderError(f"The payment provider failed (HTTP {status}); please retry.")
 
 
+class BudgetedRequestsClient(stripe.RequestsClient):
+    """The library's `requests` transport, bounded by the request budget
+    (commerce.deadlines): each attempt's timeout is the ceiling given or what is left of
+    the budget when less, no retry starts with under STRIPE_RETRY_MIN_SECONDS left, and
+    a call that starts or times out with nothing left is a 503 `dependency_timeout`.
+    Without a budget (CLI) the ceiling and the retry count alone apply."""
+
+    @property
+    def _timeout(self) -> float:
+        left = budget_left()
+        return self._ceiling if left is None else max(0.001, min(self._ceiling, left))
+
+    @_timeout.setter
+    def _timeout(self, value: float) -> None:
+        self._ceiling = float(value)
+
+    def _should_retry(self, *args: Any, **kwargs: Any) -> bool:
+        left = budget_left()
+        if left is not None and left < STRIPE_RETRY_MIN_SECONDS:
+            return False
+        return bool(super()._should_retry(*args, **kwargs))
+
+    def request_with_retries(self, *args: Any, **kwargs: Any) -> Any:
+        remaining_budget()  # spent before the call: DependencyTimeout
+        try:
+            return super().request_with_retries(*args, **kwargs)
+        except stripe.APIConnectionError:
+            if budget_left() == 0:
+                raise DependencyTimeout() from None
+            raise
+
+
 class StripeGateway:
     """Checkout Sessions through the official client, created on first use."""
 
@@ -116,8 +154,8 @@ class StripeGateway:
                 self._client = stripe.StripeClient(
                     key,
                     base_addresses={"api": self._api_base} if self._api_base else None,
-                    max_network_retries=2,  # safe: every create carries an idempotency key
-                    http_client=stripe.RequestsClient(timeout=HTTP_TIMEOUT_SECONDS),
+                    max_network_retries=STRIPE_NETWORK_RETRIES,
+                    http_client=BudgetedRequestsClient(timeout=STRIPE_ATTEMPT_SECONDS),
                 )
             return self._client
 
