@@ -236,16 +236,6 @@ def test_contention_that_outlasts_the_retries_is_a_logged_503(
 # -- reconcile racing the webhook on one session ------------------------------------------
 
 
-class OneSession:
-    """Stripe as reconcile sees it: one paid Checkout Session created recently."""
-
-    def __init__(self, session: dict[str, Any]) -> None:
-        self.session = session
-
-    def sessions_created_since(self, since: Any) -> list[dict[str, Any]]:
-        return [self.session]
-
-
 @pytest.mark.parametrize("webhooks", [4, 8])
 def test_reconcile_racing_the_webhook_fulfils_the_session_once_without_a_503(
     firestore_db: Any, secret_values: dict[str, str], webhooks: int
@@ -258,12 +248,17 @@ def test_reconcile_racing_the_webhook_fulfils_the_session_once_without_a_503(
     from commerce.domain.orders import OrderState
     from commerce.secrets import EnvSecrets
     from tests.purchase import stripe_events as se
-    from tests.purchase.conftest import WEBHOOK_SECRET, RecordingQueue
+    from tests.purchase.conftest import WEBHOOK_SECRET, RecordingQueue, StubSessions
     from tests.purchase.conftest import make_settings as purchase_settings
 
     session = se.checkout_session()
     session_id = session["id"]
     queue = RecordingQueue()
+    # Stripe as reconcile and the webhook's verification see it: one paid Checkout
+    # Session created recently, of the configured price.
+    stripe = StubSessions()
+    stripe.sessions = [session]
+    stripe.created(session)
 
     def instance() -> Container:
         built = Container(
@@ -271,7 +266,7 @@ def test_reconcile_racing_the_webhook_fulfils_the_session_once_without_a_503(
         )
         built.__dict__["db"] = firestore_db
         built.__dict__["email_queue"] = queue
-        built.__dict__["stripe_gateway"] = OneSession(session)
+        built.__dict__["stripe_gateway"] = stripe
         return built
 
     webhook_instance, reconcilers = instance(), [instance(), instance()]

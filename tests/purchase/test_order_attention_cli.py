@@ -17,7 +17,7 @@ from commerce.bootstrap import Container, use_container
 from commerce.cli import app
 from commerce.domain.ids import fulfillment_job_id, license_id_for
 from tests.purchase import stripe_events as se
-from tests.purchase.conftest import WEBHOOK_SECRET, RecordingQueue
+from tests.purchase.conftest import WEBHOOK_SECRET, RecordingQueue, StubSessions
 
 pytestmark = pytest.mark.emulators
 SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
@@ -31,9 +31,12 @@ def installed(container: Container) -> Iterator[Container]:
     use_container(None)
 
 
-def paid_with(email: str | None) -> dict[str, Any]:
+def paid_with(email: str | None, stripe: StubSessions) -> dict[str, Any]:
+    """A paid session Stripe created (so the webhook's verification accepts it) whose
+    buyer address is `email`."""
     session = se.checkout_session(None, email=None)
     session["customer_details"] = {"email": email, "name": "Jane Buyer"}
+    stripe.created(session)
     return se.event("checkout.session.completed", session)
 
 
@@ -54,9 +57,12 @@ def audit_actions(db: Any) -> list[str]:
 
 
 def test_support_finds_the_flagged_order_and_setting_the_address_sends_one_email(
-    installed: Container, firestore_db: Any, email_queue: RecordingQueue
+    installed: Container,
+    firestore_db: Any,
+    email_queue: RecordingQueue,
+    stub_sessions: StubSessions,
 ) -> None:
-    evt = paid_with("jane@example.com\r\nBcc: everyone@example.com")
+    evt = paid_with("jane@example.com\r\nBcc: everyone@example.com", stub_sessions)
     order_id = evt["data"]["object"]["id"]
     assert post(evt).status_code == 200
 
@@ -100,9 +106,12 @@ def test_support_finds_the_flagged_order_and_setting_the_address_sends_one_email
 
 
 def test_an_unusable_address_from_support_is_refused_with_its_code(
-    installed: Container, firestore_db: Any, email_queue: RecordingQueue
+    installed: Container,
+    firestore_db: Any,
+    email_queue: RecordingQueue,
+    stub_sessions: StubSessions,
 ) -> None:
-    evt = paid_with(None)
+    evt = paid_with(None, stub_sessions)
     assert post(evt).status_code == 200
     order_id = evt["data"]["object"]["id"]
     assert docs(firestore_db, "orders")[order_id]["needs_attention"] == "email_missing"
