@@ -139,6 +139,25 @@ class Customer(Document):
     locale: str = "en"
     order_ids: tuple[str, ...] = ()
 
+    @classmethod
+    def linked_to(
+        cls,
+        existing: Customer | None,
+        *,
+        customer_id: str,
+        email: str,
+        locale: str,
+        order_id: str,
+        now: datetime,
+    ) -> Customer:
+        """The customer once `order_id` is theirs: created by their first order (`email`
+        normalized by the caller, kept once, here), each order listed once."""
+        base = existing or cls(
+            id=customer_id, email=email, created_at=now, updated_at=now, locale=locale
+        )
+        order_ids = tuple(dict.fromkeys((*base.order_ids, order_id)))
+        return base.model_copy(update={"order_ids": order_ids, "updated_at": now})
+
 
 class LicenseStatus(StrEnum):
     ACTIVE = "active"

@@ -165,20 +165,14 @@ class OrderAttention:
         customer_id: str,
         address: str,
     ) -> None:
-        if customer is None:
-            customer = Customer(
-                id=customer_id,
-                email=normalize_email(address),
-                created_at=now,
-                updated_at=now,
-                locale=order.locale,
-            )
         uow.customers.put(
-            customer.model_copy(
-                update={
-                    "order_ids": tuple(dict.fromkeys((*customer.order_ids, order.id))),
-                    "updated_at": now,
-                }
+            Customer.linked_to(
+                customer,
+                customer_id=customer_id,
+                email=normalize_email(address),
+                locale=order.locale,
+                order_id=order.id,
+                now=now,
             )
         )
         uow.orders.update(

@@ -231,20 +231,14 @@ class Fulfillment:
             )
         )
         if customer_id is not None and email is not None:
-            if customer is None:
-                customer = Customer(
-                    id=customer_id,
-                    email=normalize_email(email),
-                    created_at=now,
-                    updated_at=now,
-                    locale=session.locale,
-                )
             uow.customers.put(
-                customer.model_copy(
-                    update={
-                        "order_ids": tuple(dict.fromkeys((*customer.order_ids, session_id))),
-                        "updated_at": now,
-                    }
+                Customer.linked_to(
+                    customer,
+                    customer_id=customer_id,
+                    email=normalize_email(email),
+                    locale=session.locale,
+                    order_id=session_id,
+                    now=now,
                 )
             )
         uow.licenses.create(
