@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,6 +44,7 @@ from tests.delivery.conftest import artifact_files
 from tests.support import emulators as emu
 from tests.support import factories, gcp_recorder
 from tests.support.gcp_recorder import Recorder, current_function, recording
+from tests.support.stripe_double import running_stripe_double
 
 contract = load_infra_module("iam_contract")
 
@@ -97,24 +96,9 @@ class Double:
 
 @pytest.fixture(scope="module")
 def stripe_double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Double]:
-    log = (tmp_path_factory.mktemp("double") / "double.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "emulators.stripe_double", "--port", "0",
-         "--webhook-secret", WEBHOOK_SECRET, "--retry-base", "0.05", "--max-attempts", "8",
-         "--async-delay", "0.1"],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        assert line.startswith("stripe-double listening on "), line
-        yield Double(line.rsplit(" ", 1)[1])
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
-        log.close()
+    log_dir = tmp_path_factory.mktemp("double")
+    with running_stripe_double(log_dir, WEBHOOK_SECRET, async_delay=0.1) as url:
+        yield Double(url)
 
 
 @dataclass

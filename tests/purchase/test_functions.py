@@ -5,8 +5,6 @@ library talking to the local Stripe double and Google's Firestore emulator behin
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +26,7 @@ from commerce.secrets import EnvSecrets
 from emulators.stripe_setup import client_for, ensure_catalog
 from tests.purchase import stripe_events as se
 from tests.purchase.conftest import STOREFRONT, STRIPE_KEY, WEBHOOK_SECRET, make_settings
+from tests.support.stripe_double import running_stripe_double
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = str(REPO / "functions" / "main.py")
@@ -60,24 +59,9 @@ class Double:
 
 @pytest.fixture(scope="session")
 def stripe_double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Double]:
-    log = (tmp_path_factory.mktemp("double") / "double.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "emulators.stripe_double", "--port", "0",
-         "--webhook-secret", WEBHOOK_SECRET, "--retry-base", "0.05", "--max-attempts", "8",
-         "--async-delay", "0.2"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        assert line.startswith("stripe-double listening on "), line
-        yield Double(line.rsplit(" ", 1)[1])
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
-        log.close()
+    log_dir = tmp_path_factory.mktemp("double")
+    with running_stripe_double(log_dir, WEBHOOK_SECRET, async_delay=0.2) as url:
+        yield Double(url)
 
 
 @pytest.fixture
