@@ -6,8 +6,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from commerce.purchase.fulfillment import SessionTurns, license_id_for
+from commerce.purchase.fulfillment import license_id_for
 from commerce.purchase.schemas import Outcome
+from commerce.turns import Turns
 from tests.purchase import stripe_events as se
 
 
@@ -37,7 +38,7 @@ def test_documents_read_together_come_back_by_key_with_none_for_missing(
 
 
 def test_a_delivery_for_one_session_waits_for_another_of_the_same_session() -> None:
-    turns = SessionTurns()
+    turns = Turns()
     first_inside = threading.Event()
     steps: list[str] = []
 
@@ -58,7 +59,7 @@ def test_a_delivery_for_one_session_waits_for_another_of_the_same_session() -> N
 
 
 def test_deliveries_for_different_sessions_do_not_wait_for_each_other() -> None:
-    turns = SessionTurns()
+    turns = Turns()
     release = threading.Event()
     holding = threading.Event()
     entered = threading.Event()

@@ -14,9 +14,7 @@ e-mail worker re-derives them from the stored ids.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +39,7 @@ from commerce.logs import get_logger
 from commerce.purchase.ledger import LEDGER_RETENTION as LEDGER_RETENTION  # re-exported
 from commerce.purchase.ledger import Change, EventLedger
 from commerce.purchase.schemas import Outcome, SessionFacts
+from commerce.turns import Turns
 from commerce.unit_of_work import Found, Key, Storage, UnitOfWork
 
 if TYPE_CHECKING:
@@ -49,7 +48,7 @@ if TYPE_CHECKING:
     from commerce.keys import KeyService
     from commerce.settings import Settings
 
-__all__ = ["Change", "Fulfillment", "SessionTurns"]
+__all__ = ["Change", "Fulfillment"]
 
 DEFAULT_CHANNEL = "stable"
 FRAUD_WARNING_REASON = "early_fraud_warning"
@@ -75,7 +74,9 @@ class Fulfillment:
         self.storage = storage
         self.ledger = ledger
         self._email_queue = email_queue
-        self._session_locks = SessionTurns()
+        # Deliveries for one session inside one instance take turns instead of contending
+        # (Stripe often sends `completed` with a retry or with `async_payment_succeeded`).
+        self._session_locks = Turns()
 
     # -- plumbing --------------------------------------------------------------------
     def already_recorded(self, ledger_id: str) -> bool:
@@ -765,33 +766,3 @@ def _fraud_hold(order: Order | None) -> dict[str, Any]:
     if order is None or order.fraud_warning_id is None:
         return {}
     return {"status": LicenseStatus.SUSPENDED, "status_reason": FRAUD_WARNING_REASON}
-
-
-class SessionTurns:
-    """Deliveries for one session inside one instance take turns instead of contending
-    in Firestore (Stripe often sends `completed` with a retry or with
-    `async_payment_succeeded`). One lock per session in flight, dropped when the last
-    holder leaves, so different sessions never wait for each other (a fixed set of
-    striped locks made about one delivery in ten wait for an unrelated session at
-    concurrency 4). Correctness does not depend on it: across instances the transaction
-    decides, and the loser re-reads and changes nothing."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, tuple[threading.Lock, int]] = {}
-
-    @contextmanager
-    def turn(self, session_id: str) -> Iterator[None]:
-        with self._guard:
-            lock, holders = self._locks.get(session_id, (threading.Lock(), 0))
-            self._locks[session_id] = (lock, holders + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                lock, holders = self._locks[session_id]
-                if holders == 1:
-                    del self._locks[session_id]
-                else:
-                    self._locks[session_id] = (lock, holders - 1)
