@@ -70,6 +70,24 @@ def test_batched_reads_come_back_by_key_with_none_for_missing(storage: Storage) 
     assert counter is None
 
 
+def test_a_read_outside_a_transaction_answers_every_document_asked_for(
+    storage: Storage,
+) -> None:
+    # The Firestore adapter stops reading the stream once every document is answered.
+    for order_id in ("o1", "o2", "o3"):
+        storage.run(lambda uow, order_id=order_id: uow.orders.create(order(order_id)))
+
+    asked = [("o3", "o1", "o2"), ("o3", "nope", "o1", "gone", "o2")]
+    for ids in asked * 2:  # the connection stays usable after a stream left early
+        with storage.batch() as uow:
+            keys = [uow.orders.key(i) for i in ids]
+            found = uow.read(*keys, keys[0])
+
+        assert [found[key] for key in keys] == [
+            None if i in ("nope", "gone") else order(i) for i in ids
+        ]
+
+
 def test_nothing_is_written_when_the_work_raises(storage: Storage) -> None:
     def work(uow: UnitOfWork) -> None:
         uow.orders.create(order("o1"))

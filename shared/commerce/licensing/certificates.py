@@ -7,6 +7,7 @@ the public key alone (`commerce.licensing.verifier`) and runs offline until
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,8 +55,17 @@ def certificate_payload(
     }
 
 
+_KEY_IDS: weakref.WeakKeyDictionary[Signer, str] = weakref.WeakKeyDictionary()
+
+
 def signer_key_id(signer: Signer) -> str:
-    return key_id(unb64url(signer.public_key_b64()))
+    """The id of the signer's key, derived once per signer (a Signer keeps the key it
+    first loaded, so the id cannot change; every license answer names it)."""
+    known = _KEY_IDS.get(signer)
+    if known is None:
+        known = key_id(unb64url(signer.public_key_b64()))
+        _KEY_IDS[signer] = known
+    return known
 
 
 def sign_certificate(payload: dict[str, Any], signer: Signer) -> str:

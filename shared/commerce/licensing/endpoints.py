@@ -37,6 +37,7 @@ from commerce.errors import (
     render,
 )
 from commerce.http import read_body
+from commerce.licensing.certificates import signer_key_id
 from commerce.licensing.schemas import (
     ActivateRequest,
     Answer,
@@ -52,12 +53,10 @@ from commerce.licensing.verifier import (
     SIGNATURE_HEADER,
     fingerprint_sha256,
     is_valid_nonce,
-    key_id,
     key_sha256,
     text_sha256,
 )
 from commerce.logs import get_logger, set_trace_from_headers
-from commerce.signing import unb64url
 
 if TYPE_CHECKING:
     from commerce.bootstrap import Container
@@ -278,7 +277,7 @@ def signed_response(answer: Answer, call: _Call, container: Container) -> flask.
     try:
         signer = container.signer
         headers[SIGNATURE_HEADER] = signer.sign(body)
-        headers[KEY_ID_HEADER] = key_id(unb64url(signer.public_key_b64()))
+        headers[KEY_ID_HEADER] = signer_key_id(signer)
     except CommerceError as error:  # no signing key: fail closed, say so unsigned
         _log.error("license answers cannot be signed: %s", error.code)
         body = response_body(_error_answer(error), call, now)

@@ -247,14 +247,25 @@ def _batch_read(
     )
     found: Found = {}
     began: bytes | None = None
+    # Outside a transaction, stop once every document is answered (one response each,
+    # found or missing), as the library's single-document `get` does: waiting for the
+    # end of the stream only costs another wake-up. A transaction's read is read to the
+    # end of its stream.
+    unanswered = len(paths) if transaction is None and not begin else -1
     for response in responses:
         raw = response._pb
         if raw.transaction:
             began = raw.transaction
-        if raw.WhichOneof("result") == "found":
+        result = raw.WhichOneof("result")
+        if result == "found":
             found[raw.found.name] = {
                 key: decode(value, client) for key, value in raw.found.fields.items()
             }
+        if result is not None:
+            unanswered -= 1
+            if unanswered == 0:
+                responses.cancel()
+                break
     return found, began
 
 
