@@ -18,8 +18,6 @@ import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
-from email_validator import EmailNotValidError, validate_email
-
 MAX_LENGTH = 254  # RFC 5321 path limit; the validator checks it too
 
 
@@ -57,6 +55,12 @@ def check_address(raw: object) -> CheckedAddress:
         return CheckedAddress(None, AddressProblem.MISSING)
     if not isinstance(raw, str) or len(raw) > MAX_LENGTH or has_control_characters(raw):
         return CheckedAddress(None, AddressProblem.INVALID)
+    # Imported here, not at the top: email-validator compiles its RFC patterns at import
+    # (about 14 ms of CPU), which a function that never checks an address (download,
+    # license_api, order_status...) would otherwise pay on every cold start through the
+    # domain models (docs/performance.md, "Cold start").
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         valid = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError:
