@@ -2,8 +2,9 @@
 
 Each function deploys from the same main.py, so a module-level import anywhere on its
 path is paid by every cold start. These requests send and render nothing, so neither
-the mail libraries nor the templates nor the Stripe, SendGrid or Tasks clients belong
-in the process afterwards; a redirect needs no link-building key service either.
+the mail libraries nor the templates nor the Stripe, SendGrid or Tasks clients nor the
+address validator belong in the process afterwards; a redirect needs no link-building
+key service either.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ _NEVER_WITHOUT_SENDING = (
     "google.cloud.tasks",
     "smtplib",
     "commerce.delivery.email_content",
+    "email_validator",  # loaded only where an address is checked (domain.email_address)
 )
 
 
