@@ -82,19 +82,60 @@ pydantic. What changed:
   whole local stack, finds each function's clients with a probe instead of a declared
   list, reports each server's CPU time beside wall time, and imports pydantic's
   BaseModel in the baseline (`import pydantic` alone is lazy and loads almost nothing).
+- `import stripe` no longer loads httpx, rich and pygments: stripe 16 picks its async
+  transport at import and takes httpx when it is installed; httpx was a development-only
+  package that nothing here used (the lock the bundle deploys has no httpx), and it
+  imports its command line (rich, pygments) with itself. That was about 35 ms of CPU in
+  every local start of checkout, stripe_webhook and reconcile that the cloud never paid.
+  It is gone from requirements-dev.txt (an existing `.venv` keeps it until
+  `.venv/bin/pip uninstall httpx`); `import stripe` now costs about 5 ms of CPU and
+  creating the `StripeClient` 8 ms more. tests/unit/test_cold_start_imports.py fails
+  when the functions load a package the lock lacks.
+- email-validator is imported where an address is checked
+  (`commerce.domain.email_address.check_address`): it compiles its RFC patterns at import
+  (14 ms of CPU), which every function paid through the domain models. download,
+  order_status, license_api, send_email, email_sweeper and reconcile no longer load it
+  (checked for main.py and the domain models by tests/unit/test_cold_start_imports.py,
+  and on the delivery functions' real first requests by
+  tests/delivery/test_cold_start_imports.py); checkout, stripe_webhook and resend_links
+  check an address on their first request and still do.
+- The bench also reports the CPU of the server's process tree up to the first answer
+  (read from /proc when the answer arrives): the span the target is about. The CPU to
+  exit adds what runs after the answer (the webhook's e-mail enqueue, shutdown), about
+  150-250 ms for either side.
 
-Where the rest goes (in-process, CPU time of one `send_email` / `resend_links` start
-after the baseline's imports, load average 10-16, cProfile): `main.py` and
-`functions_framework.create_app` 28-32 ms; the first request 63-123 ms, of which the
-domain models' class construction (`commerce.domain.models`) is
-about 40 ms CPU at import (about 4 ms of it is schema building: `defer_build` saves that
-much and no more; string annotations are not the cost either: importing the module
-without `from __future__ import annotations` measured the same), the composition root's
-Firestore client and repositories (the GAPIC/gRPC layer of google-cloud-firestore loads
-when the first client is created, not at `import google.cloud.firestore`, so the baseline
-does not pay it), and the e-mail worker's or re-send service's own modules. Wall-time
-ratios on this machine moved by more than these amounts between runs (per-run ratios
-0.45-6.0x in the first run of the day); the CPU ratio is the steadier figure.
+Where the rest goes, after these changes (in-process, CPU clock: a fresh interpreter
+imports the baseline's modules, then loads main.py through `create_app` and serves the
+first request through the test client; load average 3.5-6, 2-4 repetitions each):
+
+- Loading main.py: 25-35 ms for every function. 13 of them are pydantic's own:
+  `from pydantic import BaseModel` (the baseline) does not load pydantic's field
+  machinery (`pydantic.fields`, `pydantic.types`, `annotated_types`); defining the first
+  model does. A one-field model defined after the baseline's imports costs 15 ms of
+  CPU, a second one 0.4 ms, so any function that validates anything with pydantic pays
+  it; the baseline as decided does not (for the owner to weigh; the baseline is
+  unchanged). The Settings class is 10 ms (75 fields, spread over pydantic's field
+  collection and schema building, no hot spot), the log redaction patterns 3 ms.
+- The first request: with its modules imported beforehand, each function's first
+  request costs 11-17 ms of CPU (client, gRPC channel, the calls); the rest is imports:
+  order_status 30-37 ms, email_sweeper 34-35, send_email 32-37, resend_links 40-43,
+  license_api 44-53, reconcile 58-61, download 68-73, checkout 68-77, stripe_webhook
+  77-82 ms (before these changes: 43-44, 45-48, 48-52, 49-51, 59-62, 102-106, 85-90,
+  101-111, 111-121). Parts: the domain models' class construction 8-11 ms
+  (`defer_build` measured no gain: 9.5-10.8 ms with it, 10.5-12.0 without), the
+  repositories 7 ms, email-validator 14 ms (checkout, stripe_webhook, resend_links),
+  stripe 13 ms (checkout, stripe_webhook, reconcile), and download's signing warm-up (a
+  thread that loads the URL-signing credentials, about 30 ms of CPU locally for the key
+  file's RSA check, overlapping the redemption's transaction).
+- Firestore's GAPIC layer is not a large part: after `import google.cloud.firestore`
+  (the baseline), creating the client and its first API use (GAPIC client and gRPC
+  channel) cost 2.6-3.4 ms of CPU. Garbage collection during the function's part: 3-5 ms.
+
+Served, the functions' CPU to the first answer is 60-140 ms above the baseline's (the
+table), more than the in-process figures above; the gap (the worker forked from the
+master that loaded main.py, logging to a pipe) was not broken down. Wall-time ratios on
+this machine moved by more than these amounts between runs (per-run ratios 0.45-6.0x in
+the first run of the day); the CPU ratios are the steadier figures.
 
 Earlier sessions (old baseline without pydantic): download 1.28-1.54x, send_email
 1.22-1.58x, email_sweeper 1.20-1.57x over eight runs (session 2).
@@ -502,7 +543,9 @@ def report(
         "",
         f"Target: each function within {TARGET}x of its baseline. `download` never imports "
         "stripe, sendgrid or the Tasks client (checked by "
-        "tests/delivery/test_cold_start_imports.py).",
+        "tests/delivery/test_cold_start_imports.py); main.py loads no client, domain model "
+        "or feature service for any entry point, and the functions load only packages the "
+        "deployed lock holds (tests/unit/test_cold_start_imports.py).",
         "",
         HISTORY,
     ]
