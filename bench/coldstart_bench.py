@@ -101,8 +101,8 @@ pydantic. What changed:
   check an address on their first request and still do.
 - The bench also reports the CPU of the server's process tree up to the first answer
   (read from /proc when the answer arrives): the span the target is about. The CPU to
-  exit adds what runs after the answer (the webhook's e-mail enqueue, shutdown), about
-  150-250 ms for either side.
+  exit adds what runs after the answer (the webhook's e-mail enqueue, shutdown): a
+  further 150-430 ms for either side in this session's runs.
 
 Where the rest goes, after these changes (in-process, CPU clock: a fresh interpreter
 imports the baseline's modules, then loads main.py through `create_app` and serves the
@@ -131,9 +131,11 @@ first request through the test client; load average 3.5-6, 2-4 repetitions each)
   (the baseline), creating the client and its first API use (GAPIC client and gRPC
   channel) cost 2.6-3.4 ms of CPU. Garbage collection during the function's part: 3-5 ms.
 
-Served, the functions' CPU to the first answer is 60-140 ms above the baseline's (the
-table), more than the in-process figures above; the gap (the worker forked from the
-master that loaded main.py, logging to a pipe) was not broken down. Wall-time ratios on
+Served, the functions' CPU to the first answer was 80-140 ms above the baseline's in
+this session's full run after these changes (1.21-1.36x; load average 7-15, so not the
+table's run), more than the in-process figures above add up to; that gap (the worker
+forked from the master that loaded main.py, gunicorn's request handling) was not broken
+down. Wall-time ratios on
 this machine moved by more than these amounts between runs (per-run ratios 0.45-6.0x in
 the first run of the day); the CPU ratios are the steadier figures.
 
