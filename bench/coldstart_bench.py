@@ -123,8 +123,10 @@ first request through the test client; load average 3.5-6, 2-4 repetitions each)
   order_status 30-37 ms, email_sweeper 34-35, send_email 32-37, resend_links 40-43,
   license_api 44-53, reconcile 58-61, download 68-73, checkout 68-77, stripe_webhook
   77-82 ms (before these changes: 43-44, 45-48, 48-52, 49-51, 59-62, 102-106, 85-90,
-  101-111, 111-121). Parts: the domain models' class construction 8-11 ms
-  (`defer_build` measured no gain: 9.5-10.8 ms with it, 10.5-12.0 without), the
+  101-111, 111-121). Parts: the domain models module 8-11 ms, of which the eight model
+  classes 6.4 ms (0.4-1.4 ms each), so splitting it per function would save at most
+  3-4 ms (not done: it would touch 22 importing modules; `defer_build` measured no gain:
+  9.5-10.8 ms with it, 10.5-12.0 without), the
   repositories 7 ms, email-validator 14 ms (checkout, stripe_webhook, resend_links),
   stripe 13 ms (checkout, stripe_webhook, reconcile), and download's signing warm-up (a
   thread that loads the URL-signing credentials, about 30 ms of CPU locally for the key
