@@ -125,12 +125,12 @@ first request through the test client; load average 3.5-6, 2-4 repetitions each)
   77-82 ms (before these changes: 43-44, 45-48, 48-52, 49-51, 59-62, 102-106, 85-90,
   101-111, 111-121). Parts: the domain models module 8-11 ms, of which the eight model
   classes 6.4 ms (0.4-1.4 ms each), so splitting it per function would save at most
-  3-4 ms (not done: it would touch 22 importing modules; `defer_build` measured no gain:
-  9.5-10.8 ms with it, 10.5-12.0 without), the
-  repositories 7 ms, email-validator 14 ms (checkout, stripe_webhook, resend_links),
-  stripe 13 ms (checkout, stripe_webhook, reconcile), and download's signing warm-up (a
-  thread that loads the URL-signing credentials, about 30 ms of CPU locally for the key
-  file's RSA check, overlapping the redemption's transaction).
+  3-4 ms (not done: it would touch 22 importing modules; `defer_build` measured no
+  gain: 9.5-10.8 ms with it, 10.5-12.0 without); the repositories 7 ms; email-validator
+  14 ms (checkout, stripe_webhook, resend_links); stripe 13 ms (checkout,
+  stripe_webhook, reconcile); download's signing warm-up (a thread that loads the
+  URL-signing credentials: about 30 ms of CPU locally for the key file's RSA check,
+  overlapping the redemption's transaction).
 - Firestore's GAPIC layer is not a large part: after `import google.cloud.firestore`
   (the baseline), creating the client and its first API use (GAPIC client and gRPC
   channel) cost 2.6-3.4 ms of CPU. Garbage collection during the function's part: 3-5 ms.
@@ -139,9 +139,9 @@ Served, the functions' CPU to the first answer was 80-140 ms above the baseline'
 this session's full run after these changes (1.21-1.36x; load average 7-15, so not the
 table's run), more than the in-process figures above add up to; that gap (the worker
 forked from the master that loaded main.py, gunicorn's request handling) was not broken
-down. Wall-time ratios on
-this machine moved by more than these amounts between runs (per-run ratios 0.45-6.0x in
-the first run of the day); the CPU ratios are the steadier figures.
+down. Wall-time ratios on this machine moved by more than these amounts between runs
+(per-run ratios 0.45-6.0x in the first run of the day); the CPU ratios are the steadier
+figures.
 
 Earlier sessions (old baseline without pydantic): download 1.28-1.54x, send_email
 1.22-1.58x, email_sweeper 1.20-1.57x over eight runs (session 2).
