@@ -135,13 +135,17 @@ first request through the test client; load average 3.5-6, 2-4 repetitions each)
   (the baseline), creating the client and its first API use (GAPIC client and gRPC
   channel) cost 2.6-3.4 ms of CPU. Garbage collection during the function's part: 3-5 ms.
 
-Served, the functions' CPU to the first answer was 80-140 ms above the baseline's in
-this session's full run after these changes (1.21-1.36x; load average 7-15, so not the
-table's run), more than the in-process figures above add up to; that gap (the worker
-forked from the master that loaded main.py, gunicorn's request handling) was not broken
-down. Wall-time ratios on this machine moved by more than these amounts between runs
-(per-run ratios 0.45-6.0x in the first run of the day); the CPU ratios are the steadier
-figures.
+Served (the bench, after these changes, 7 runs each, load average 3.8 before and 3.0
+after, 19:19-19:22; not the table's run), the CPU of the server's process tree up to
+the first answer was above the baseline's by 60 ms (order_status, email_sweeper), 70
+(send_email), 80 (resend_links), 90 (license_api), 110 (stripe_webhook, reconcile) and
+120 ms (checkout, download): 1.17-1.35x of 320-350 ms, close to the in-process sums
+above (order_status 60 ms; checkout about 100). The target leaves about 65 ms. Wall
+time in the same run: 1.25-1.40x (an earlier run at load average 7-15: CPU to the
+answer 1.21-1.36x). Wall-time ratios on this machine moved by more than these amounts
+between runs (per-run ratios 0.45-6.0x in the first run of the day); the CPU ratios
+are the steadier figures. Not met: only order_status and email_sweeper (CPU to the
+answer, 1.17-1.18x) were within 1.2x in that run.
 
 Earlier sessions (old baseline without pydantic): download 1.28-1.54x, send_email
 1.22-1.58x, email_sweeper 1.20-1.57x over eight runs (session 2).
