@@ -70,6 +70,24 @@ def request_budget(seconds: float | None) -> Iterator[None]:
         _deadline.reset(token)
 
 
+@contextmanager
+def leaving(share: float) -> Iterator[None]:
+    """Within this block the request's budget ends `share` of it early, for a call made
+    inside a transaction: the commit that follows the call still finds its time (the
+    Stripe lookup of a paid session, `purchase.verification`). After the block the
+    budget is what it was. Without a budget (CLI) nothing changes."""
+    deadline = _deadline.get()
+    budget = _budget.get()
+    if deadline is None or budget is None:
+        yield
+        return
+    token = _deadline.set(deadline - share * budget)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
 def budget_left() -> float | None:
     """Seconds left of the current request's budget, 0 once spent (None: no budget)."""
     deadline = _deadline.get()

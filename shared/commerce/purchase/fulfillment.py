@@ -42,6 +42,9 @@ from commerce.purchase.schemas import Outcome, SessionFacts
 from commerce.turns import Turns
 from commerce.unit_of_work import Found, Key, Storage, UnitOfWork
 
+# A verification's verdict and the session as Stripe answered it (`purchase.verification`).
+Verified = tuple[Verdict, SessionFacts]
+
 if TYPE_CHECKING:
     from commerce.audit import Auditor
     from commerce.email_queue import EmailQueue
@@ -120,6 +123,69 @@ class Fulfillment:
         return session.product_id == self.settings.product_id
 
     # -- payment ---------------------------------------------------------------------
+    def settle_paid(
+        self,
+        session: SessionFacts,
+        verified: Callable[[], Verified],
+        *,
+        ledger_id: str,
+        event_type: str,
+        event_id: str | None,
+    ) -> Change:
+        """A paid session, verified and then fulfilled or rejected, in ONE unit of work.
+
+        Its ledger entry, order, license and customer (the event's address) are read
+        together first, which begins the transaction and locks them. A repeat of the
+        event stops there (DUPLICATE), and so does an order already fulfilled or
+        disputed (ALREADY_FULFILLED: whatever Stripe would say, that is the answer):
+        neither asks Stripe. Otherwise `verified()` asks Stripe about the session
+        (`purchase.verification`; the caller memoizes it, so a contention re-run of the
+        unit does not ask again) and the session is fulfilled or rejected with Stripe's
+        answer, in the same unit, so the locks are held during that one lookup. When
+        Stripe cannot be asked, `verified()` raises and nothing is written."""
+        session_id = session.id
+        license_id = license_id_for(session_id)
+        reported_email, reported_customer = self._customer_of(session)
+
+        def reads(uow: UnitOfWork) -> list[Key[Any]]:
+            keys: list[Key[Any]] = [uow.orders.key(session_id), uow.licenses.key(license_id)]
+            if reported_customer is not None:
+                keys.append(uow.customers.key(reported_customer))
+            return keys
+
+        def decide(uow: UnitOfWork, now: datetime, found: Found) -> Change:
+            order = found[uow.orders.key(session_id)]
+            if order is not None and order.state in (OrderState.FULFILLED, OrderState.DISPUTED):
+                return Change(Outcome.ALREADY_FULFILLED, session_id)
+            verdict, facts = verified()
+            if not verdict.accepted:
+                return self._rejected(uow, now, facts, order, verdict, ledger_id, event_id)
+            email, customer_id = (
+                (reported_email, reported_customer)
+                if facts.email == session.email
+                else self._customer_of(facts)
+            )
+            if customer_id is None:
+                customer = None
+            elif customer_id == reported_customer:
+                customer = found[uow.customers.key(customer_id)]
+            else:  # Stripe's address is not the event's: read its customer (before any write)
+                key = uow.customers.key(customer_id)
+                customer = uow.read(key)[key]
+            existing_license = found[uow.licenses.key(license_id)]
+            return self._fulfilled(
+                uow, now, facts, order, existing_license, customer, customer_id, email,
+                event_id, giveaway=verdict.giveaway,
+            )  # fmt: skip
+
+        with self._session_locks.turn(session_id):
+            change = self._apply(ledger_id, event_type, decide, reads)
+        if change.outcome is Outcome.REJECTED:
+            self._alert_rejected(session_id, verified()[0], ledger_id)
+        else:
+            self._log_fulfillment(change, session_id)
+        return change
+
     def fulfil(
         self,
         session: SessionFacts,
@@ -129,14 +195,14 @@ class Fulfillment:
         event_id: str | None,
         giveaway: bool = False,
     ) -> Change:
-        """Issue the license, download grant and e-mail job for a paid session, once.
+        """Issue the license, download grant and e-mail job for a session the caller
+        has verified with Stripe, once (the webhook and reconciliation go through
+        `settle_paid`, which verifies inside the unit of work).
 
-        The caller has verified the session with Stripe (`purchase.verification`);
         `giveaway`: a free order the shop allows, audited as such."""
         session_id = session.id
         license_id = license_id_for(session_id)
-        address = check_address(session.email)  # validated on arrival (flagged if unusable)
-        customer_id = self.keys.customer_id_for(address.address) if address.address else None
+        email, customer_id = self._customer_of(session)
 
         def reads(uow: UnitOfWork) -> list[Key[Any]]:
             keys: list[Key[Any]] = [uow.orders.key(session_id), uow.licenses.key(license_id)]
@@ -145,43 +211,72 @@ class Fulfillment:
             return keys
 
         def decide(uow: UnitOfWork, now: datetime, found: Found) -> Change:
-            order = found[uow.orders.key(session_id)]
-            existing_license = found[uow.licenses.key(license_id)]
             customer = found[uow.customers.key(customer_id)] if customer_id is not None else None
-            if order is not None and order.state in BLOCKING_STATES:
-                self.auditor.record(
-                    "order.fulfillment_blocked",
-                    uow=uow,
-                    order_id=session_id,
-                    event_id=event_id,
-                    state=order.state.value,
-                )
-                return Change(Outcome.BLOCKED, session_id)
-            if existing_license is not None or (
-                order is not None and order.state in (OrderState.FULFILLED, OrderState.DISPUTED)
-            ):
-                return Change(Outcome.ALREADY_FULFILLED, session_id)
-            change = self._issue(
-                uow, now, session, order, customer, customer_id, event_id, address.address
-            )
-            if giveaway:
-                self.auditor.record(
-                    "order.giveaway",
-                    uow=uow,
-                    order_id=session_id,
-                    event_id=event_id,
-                    amount_total=session.amount_total,
-                    currency=session.currency,
-                )
-            return change
+            return self._fulfilled(
+                uow, now, session, found[uow.orders.key(session_id)],
+                found[uow.licenses.key(license_id)], customer, customer_id, email, event_id,
+                giveaway=giveaway,
+            )  # fmt: skip
 
         with self._session_locks.turn(session_id):
             change = self._apply(ledger_id, event_type, decide, reads)
+        self._log_fulfillment(change, session_id)
+        return change
+
+    def _customer_of(self, session: SessionFacts) -> tuple[str | None, str | None]:
+        """(usable address, customer id) of a session; both None without a usable address
+        (validated on arrival: the order is flagged, see `_issue`)."""
+        address = check_address(session.email).address
+        return address, self.keys.customer_id_for(address) if address else None
+
+    @staticmethod
+    def _log_fulfillment(change: Change, session_id: str) -> None:
         _log.info(
             "fulfillment %s",
             change.outcome.value,
             extra={"event": "fulfillment." + change.outcome.value, "order_id": session_id},
         )
+
+    def _fulfilled(
+        self,
+        uow: UnitOfWork,
+        now: datetime,
+        session: SessionFacts,
+        order: Order | None,
+        existing_license: License | None,
+        customer: Customer | None,
+        customer_id: str | None,
+        email: str | None,
+        event_id: str | None,
+        *,
+        giveaway: bool,
+    ) -> Change:
+        """The fulfilment decision over what the unit read: blocked, already done, or
+        issued now."""
+        session_id = session.id
+        if order is not None and order.state in BLOCKING_STATES:
+            self.auditor.record(
+                "order.fulfillment_blocked",
+                uow=uow,
+                order_id=session_id,
+                event_id=event_id,
+                state=order.state.value,
+            )
+            return Change(Outcome.BLOCKED, session_id)
+        if existing_license is not None or (
+            order is not None and order.state in (OrderState.FULFILLED, OrderState.DISPUTED)
+        ):
+            return Change(Outcome.ALREADY_FULFILLED, session_id)
+        change = self._issue(uow, now, session, order, customer, customer_id, event_id, email)
+        if giveaway:
+            self.auditor.record(
+                "order.giveaway",
+                uow=uow,
+                order_id=session_id,
+                event_id=event_id,
+                amount_total=session.amount_total,
+                currency=session.currency,
+            )
         return change
 
     def _issue(
@@ -324,59 +419,77 @@ class Fulfillment:
         event_id: str | None,
     ) -> Change:
         """A paid session that is not what we sell: the order is `rejected` with its
-        reason, audited, an alert logged; no license. A settled order stays as it is."""
-        reason = verdict.rejection.value if verdict.rejection else "unknown"
+        reason, audited, an alert logged; no license. A settled order stays as it is.
+        (The webhook and reconciliation reject through `settle_paid`.)"""
 
         def decide(uow: UnitOfWork, now: datetime, found: Found) -> Change:
             order = found[uow.orders.key(session.id)]
-            state = order.state if order is not None else None
-            if state in (OrderState.FULFILLED, OrderState.DISPUTED):
-                return Change(Outcome.ALREADY_FULFILLED, session.id)
-            if not can_transition(state, OrderState.REJECTED):
-                return Change(Outcome.BLOCKED, session.id)
-            rejected = transition(state, OrderState.REJECTED)
-            base = order or Order.from_session(
-                session, state=rejected, now=now, product_id=self.settings.product_id
-            )
-            uow.orders.put(
-                base.with_session(
-                    session,
-                    state=rejected,
-                    updated_at=now,
-                    rejection_reason=reason,
-                    last_event_id=event_id or ledger_id,
-                )
-            )
-            self.auditor.record(
-                "order.rejected",
-                uow=uow,
-                order_id=session.id,
-                event_id=event_id,
-                reason=reason,
-                detail=verdict.detail,
-                amount_total=session.amount_total,
-                currency=session.currency,
-                livemode=session.livemode,
-            )
-            return Change(Outcome.REJECTED, session.id)
+            return self._rejected(uow, now, session, order, verdict, ledger_id, event_id)
 
         with self._session_locks.turn(session.id):
             change = self._apply(ledger_id, event_type, decide, self._order_of(session.id))
         if change.outcome is Outcome.REJECTED:
-            # ERROR: someone paid (or pretended to) for something we do not sell; a person
-            # looks (refund, or fix the catalog). Monitoring matches the event name.
-            _log.error(
-                "paid session rejected: %s",
-                reason,
-                extra={
-                    "event": "purchase.rejected",
-                    "order_id": session.id,
-                    "reason": reason,
-                    "detail": verdict.detail,
-                    "ledger_id": ledger_id,
-                },
-            )
+            self._alert_rejected(session.id, verdict, ledger_id)
         return change
+
+    def _rejected(
+        self,
+        uow: UnitOfWork,
+        now: datetime,
+        session: SessionFacts,
+        order: Order | None,
+        verdict: Verdict,
+        ledger_id: str,
+        event_id: str | None,
+    ) -> Change:
+        """The rejection decision over the order the unit read."""
+        state = order.state if order is not None else None
+        if state in (OrderState.FULFILLED, OrderState.DISPUTED):
+            return Change(Outcome.ALREADY_FULFILLED, session.id)
+        if not can_transition(state, OrderState.REJECTED):
+            return Change(Outcome.BLOCKED, session.id)
+        rejected = transition(state, OrderState.REJECTED)
+        base = order or Order.from_session(
+            session, state=rejected, now=now, product_id=self.settings.product_id
+        )
+        uow.orders.put(
+            base.with_session(
+                session,
+                state=rejected,
+                updated_at=now,
+                rejection_reason=_reason(verdict),
+                last_event_id=event_id or ledger_id,
+            )
+        )
+        self.auditor.record(
+            "order.rejected",
+            uow=uow,
+            order_id=session.id,
+            event_id=event_id,
+            reason=_reason(verdict),
+            detail=verdict.detail,
+            amount_total=session.amount_total,
+            currency=session.currency,
+            livemode=session.livemode,
+        )
+        return Change(Outcome.REJECTED, session.id)
+
+    @staticmethod
+    def _alert_rejected(session_id: str, verdict: Verdict, ledger_id: str) -> None:
+        # ERROR: someone paid (or pretended to) for something we do not sell; a person
+        # looks (refund, or fix the catalog). Monitoring matches the event name.
+        reason = _reason(verdict)
+        _log.error(
+            "paid session rejected: %s",
+            reason,
+            extra={
+                "event": "purchase.rejected",
+                "order_id": session_id,
+                "reason": reason,
+                "detail": verdict.detail,
+                "ledger_id": ledger_id,
+            },
+        )
 
     def record_pending(
         self, session: SessionFacts, *, ledger_id: str, event_type: str, event_id: str
@@ -759,6 +872,10 @@ class Fulfillment:
             return Change(Outcome.REVOKED, session_id)
 
         return self._apply(ledger_id, event_type, decide, self._order_and_license(session_id))
+
+
+def _reason(verdict: Verdict) -> str:
+    return verdict.rejection.value if verdict.rejection else "unknown"
 
 
 def _fraud_hold(order: Order | None) -> dict[str, Any]:

@@ -1,17 +1,32 @@
 """Ask Stripe what a paid session really is, and hold it to the catalog
 (`commerce.domain.payments`).
 
-Where the lookup happens: BEFORE the unit of work, never inside it. A network call
-inside a Firestore transaction would hold the transaction open for a Stripe round trip
-(up to the client's timeout and retries) and would be repeated on every contention
-re-run. The verdict is a fact about the session at Stripe that does not depend on our
-documents, so it is taken first and the unit of work then writes the order (fulfilled
-or rejected) together with its ledger entry.
+Where the lookup happens: INSIDE the session's unit of work, after its batched read
+(`Fulfillment.settle_paid`). That read (ledger entry, order, license, customer) begins
+the transaction and locks those documents; a repeat of the event, or an order already
+fulfilled, stops there without asking Stripe, and deliveries of one session in one
+instance take turns, so a duplicate waits for the first delivery and then finds its
+ledger entry instead of asking Stripe again. Only a delivery that will fulfil or
+reject asks, and the order is written in the same unit with Stripe's answer.
+
+The cost: the locks on that session's documents (its ledger entry, order and
+license, and the buyer's customer document) are held during the one Stripe lookup,
+so another change of those documents (a refund of the same session arriving at that
+moment, the same buyer's other purchase) waits for it. The lookup's time is bounded:
+it must end COMMIT_RESERVE_SHARE plus Firestore's own reserve
+(`commerce.deadlines.FIRESTORE_RESERVE_SHARE`) before the request's budget does
+(`deadlines.leaving`), so the commit after it still has its time; a Stripe that does
+not answer by then is a 503 `dependency_timeout` with nothing written. A contention
+re-run of the unit does not ask again: the answer is kept per delivery (`PaidSessions`).
+Before (issue 14 as first built), the lookup came before the transaction behind a
+ledger read of its own: one more Firestore round trip per first delivery, measured in
+docs/performance.md ("Webhook fulfillment").
 
 When Stripe cannot be asked (unreachable, 5xx, our key refused): `VerificationUnavailable`
-(503), so the webhook answers 503 and Stripe delivers the event again later; a session
-is never fulfilled unverified. When Stripe answers 404 for the session id, Stripe never
-created it: the verdict is `unknown_session` (rejected, 2xx: retrying cannot help).
+(503), the unit of work rolls back, so the webhook answers 503 and Stripe delivers the
+event again later; a session is never fulfilled unverified. When Stripe answers 404 for
+the session id, Stripe never created it: the verdict is `unknown_session` (rejected,
+2xx: retrying cannot help).
 """
 
 from __future__ import annotations
@@ -19,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from commerce.deadlines import FIRESTORE_RESERVE_SHARE, leaving
 from commerce.domain.payments import (
     Catalog,
     LineItem,
@@ -29,11 +45,17 @@ from commerce.domain.payments import (
 )
 from commerce.errors import TransientFailure
 from commerce.purchase.ledger import Change
-from commerce.purchase.schemas import Outcome, PaymentProviderError, SessionFacts
+from commerce.purchase.schemas import PaymentProviderError, SessionFacts
 
 if TYPE_CHECKING:
-    from commerce.purchase.fulfillment import Fulfillment
+    from commerce.purchase.fulfillment import Fulfillment, Verified
     from commerce.settings import Settings
+
+
+# Share of the request's budget left over when the Stripe lookup inside a unit of work
+# must have ended, on top of Firestore's reserve: the commit's time (about 0.7 s of the
+# webhook's 7 s; a commit on the emulator takes milliseconds).
+COMMIT_RESERVE_SHARE = 0.1
 
 
 class VerificationUnavailable(TransientFailure):
@@ -133,9 +155,9 @@ class SessionVerifier:
 
 
 class PaidSessions:
-    """A paid session, from the webhook or reconciliation: verify with Stripe (outside
-    any unit of work), then fulfil it or reject it in one unit of work with its ledger
-    entry."""
+    """A paid session, from the webhook or reconciliation: verified with Stripe inside
+    its unit of work, then fulfilled or rejected in that unit with its ledger entry
+    (`Fulfillment.settle_paid`)."""
 
     def __init__(self, *, verifier: SessionVerifier, fulfillment: Fulfillment) -> None:
         self.verifier = verifier
@@ -151,21 +173,21 @@ class PaidSessions:
         reported: Mapping[str, Any] | None = None,
     ) -> Change:
         """`reported`: the session object as the event or list carried it."""
-        # A repeat of an event we recorded needs no Stripe round trip; the ledger read
-        # inside the unit of work still decides.
-        if self.fulfillment.already_recorded(ledger_id):
-            return Change(Outcome.DUPLICATE)
-        verdict, raw = self.verifier.verify(session.id, reported)
-        # Stripe's answer is the truth about the session; the event is only the trigger.
-        facts = SessionFacts.from_stripe(raw) if raw is not None else session
-        if not verdict.accepted:
-            return self.fulfillment.reject(
-                facts, verdict, ledger_id=ledger_id, event_type=event_type, event_id=event_id
-            )
-        return self.fulfillment.fulfil(
-            facts,
-            giveaway=verdict.giveaway,
-            ledger_id=ledger_id,
-            event_type=event_type,
-            event_id=event_id,
+        answers: list[Verified] = []
+
+        def verified() -> Verified:
+            """Stripe is asked at most once per delivery: a contention re-run of the unit
+            of work gets the first answer. A failure raises out of the unit (rolled back)."""
+            if not answers:
+                with leaving(FIRESTORE_RESERVE_SHARE + COMMIT_RESERVE_SHARE):
+                    verdict, raw = self.verifier.verify(session.id, reported)
+                # Stripe's answer is the truth about the session; the event is only the
+                # trigger (a session Stripe never created keeps the event's facts).
+                answers.append(
+                    (verdict, SessionFacts.from_stripe(raw) if raw is not None else session)
+                )
+            return answers[0]
+
+        return self.fulfillment.settle_paid(
+            session, verified, ledger_id=ledger_id, event_type=event_type, event_id=event_id
         )
