@@ -21,7 +21,7 @@ from commerce.purchase.gateway import StripeGateway
 from commerce.purchase.schemas import PaymentProviderError
 from commerce.secrets import EnvSecrets
 from tests.purchase import stripe_events as se
-from tests.purchase.conftest import STOREFRONT, WEBHOOK_SECRET, make_settings
+from tests.purchase.conftest import STOREFRONT, WEBHOOK_SECRET, count_documents, make_settings
 from tests.support.black_hole import BlackHole, black_hole
 
 SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
@@ -91,6 +91,32 @@ def test_a_refund_stripe_must_be_asked_about_answers_503_and_is_not_recorded(ins
     assert answer.get_json()["error"] == "dependency_timeout"
     assert hung_stripe.connections >= 1  # it was Stripe that was waited for
     assert container.webhook_events.get(event["id"]) is None
+
+
+def test_a_paid_session_stripe_never_answers_for_answers_503_and_writes_nothing(
+    install, hung_stripe, firestore_db
+):
+    """The session is verified inside its unit of work, after the locked read: with
+    Stripe hung, the lookup ends before the budget does (leaving the commit its share),
+    the unit rolls back, and Stripe gets a 503 and delivers again."""
+    install(stripe_api_base=hung_stripe.url, request_budget_seconds=1.0)
+    event = se.event("checkout.session.completed", se.checkout_session())
+    payload, header = se.signed(event, WEBHOOK_SECRET)
+
+    answer = (
+        functions_framework.create_app("stripe_webhook", SOURCE)
+        .test_client()
+        .post(
+            "/",
+            data=payload,
+            headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+        )
+    )
+
+    assert answer.status_code == 503
+    assert answer.get_json()["error"] == "dependency_timeout"
+    assert hung_stripe.connections == 1  # asked once, no retry with so little left
+    assert count_documents(firestore_db) == {}
 
 
 def test_a_spent_budget_calls_stripe_no_more(hung_stripe, secret_values):

@@ -49,3 +49,22 @@ def test_the_budget_ends_with_its_block(clock: Clock) -> None:
     with request_budget(1.0):
         clock.now += 5.0
     assert firestore_call_timeout(60.0) == 60.0
+
+
+def test_a_call_inside_a_transaction_leaves_the_commit_its_share(clock: Clock) -> None:
+    """`leaving(share)`: the Stripe lookup of a paid session, inside its unit of work,
+    must end `share` of the budget early, so the commit after it still gets its time."""
+    with request_budget(10.0):
+        clock.now += 1.0
+        with deadlines.leaving(0.5):
+            assert deadlines.budget_left() == pytest.approx(4.0)
+            clock.now += 4.0
+            with pytest.raises(DependencyTimeout):
+                deadlines.remaining_budget()  # the lookup may not start any more
+        assert deadlines.budget_left() == pytest.approx(5.0)  # the commit's time
+        assert firestore_call_timeout(60.0) == pytest.approx(1.0)
+
+
+def test_leaving_changes_nothing_outside_a_request(clock: Clock) -> None:
+    with deadlines.leaving(0.5):
+        assert deadlines.budget_left() is None
