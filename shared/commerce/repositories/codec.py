@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
@@ -12,8 +13,13 @@ from pydantic import TypeAdapter
 T = TypeVar("T")
 
 
+_AS_IS = frozenset({str, int, float, bool, type(None), datetime, bytes})
+
+
 def to_storage(value: Any) -> Any:
     """Enums to their values, tuples to lists, recursively (what Firestore stores)."""
+    if type(value) in _AS_IS:  # most values: no abstract-class checks for them
+        return value
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Mapping):
