@@ -105,7 +105,7 @@ def assert_unavailable(response: Any) -> dict[str, Any]:
 
 def paid_on_the_double(settings: Any) -> dict[str, Any]:
     """A session Stripe (the double) created and saw paid, and its completed event (a
-    paid session is verified with Stripe before its transaction)."""
+    paid session is verified with Stripe inside its transaction, after its first read)."""
     double = settings.stripe_api_base
     session = client_for(STRIPE_KEY, double).v1.checkout.sessions.create(
         {
