@@ -54,8 +54,10 @@ _PATTERNS = [
     re.compile(r"\bwhsec_[A-Za-z0-9_]+"),
     re.compile(r"\bSG\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),  # SendGrid
     re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"/d/[A-Za-z0-9_-]{43}\b"),  # download links
-    re.compile(r"\b[A-Za-z0-9_-]{43}\b"),  # bare 256-bit base64url tokens
+    # A 256-bit base64url token may begin or end with "-" or "_", where `\b` finds no
+    # boundary; its edges are "no other base64url character" instead.
+    re.compile(r"/d/[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])"),  # download links
+    re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])"),  # bare tokens
 ]
 REDACTED = "[redacted]"
 

@@ -2,6 +2,8 @@ import json
 import logging
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from commerce.domain.network import client_address, network_prefix
 from commerce.logs import JsonFormatter, redact, redact_text
@@ -38,6 +40,31 @@ def test_redaction_removes_keys_tokens_and_stripe_secrets():
     cleaned = redact_text(text)
     for secret in ["GENX-ABCD", "abcdefghijklmnop", "sk_test_123abc", "whsec_zzz", "abc.def"]:
         assert secret not in cleaned
+
+
+_BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# What may stand next to a token in a log line: anything but another base64url character.
+_EDGE = st.text(
+    alphabet=st.characters(blacklist_characters=_BASE64URL, blacklist_categories=("Cs",)),
+    max_size=3,
+)
+
+
+@given(
+    token=st.text(alphabet=_BASE64URL, min_size=43, max_size=43),
+    before=_EDGE,
+    after=_EDGE,
+    as_link=st.booleans(),
+)
+def test_every_download_token_is_redacted_whatever_its_first_and_last_characters(
+    token: str, before: str, after: str, as_link: bool
+) -> None:
+    # secrets.token_urlsafe(32) may begin or end with "-" or "_" (one token in 32 does),
+    # where a word boundary finds nothing to stand on.
+    shown = f"/d/{token}" if as_link else token
+    cleaned = redact_text(f"download {before}{shown}{after} failed")
+    assert token not in cleaned
+    assert "[redacted]" in cleaned
 
 
 def test_redaction_blanks_sensitive_fields_but_keeps_hints():
