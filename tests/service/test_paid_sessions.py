@@ -1,7 +1,8 @@
 """Fulfil only what was paid: every paid session is retrieved from Stripe (line items
 expanded) and held to the catalog before a license exists (domain/payments.py). On the
 in-memory store with a stub Stripe; the same flows through the official library and
-the Stripe double are in tests/purchase/test_paid_session_checks.py."""
+the Stripe double are in tests/purchase/test_functions.py (a session Stripe never
+created, one made outside our checkout) and tests/purchase/test_verification_in_transaction.py."""
 
 from __future__ import annotations
 
