@@ -67,6 +67,14 @@ class Order(Document):
     payment_intent_id: str | None = None
     license_id: str | None = None
     download_token_ids: tuple[str, ...] = ()
+    # The document ids (token hashes) of every download grant issued for this order by
+    # fulfillment and re-send, each added in the transaction that creates the grant, so
+    # a refund or lost dispute reads and revokes them by key (a query inside its
+    # transaction stalled the store under concurrent refunds: docs/performance.md,
+    # "Launch day"). None: an order written before the list existed; its grants are
+    # found by a query outside the transaction (`Fulfillment`). Update-check links are
+    # not listed (short-lived; refused at redemption by the live entitlement check).
+    download_grant_ids: tuple[str, ...] | None = None
     referral: str | None = None
     product_id: str = "genx"
     channel: str = "stable"
@@ -99,6 +107,7 @@ class Order(Document):
                 "created_at": now,
                 "updated_at": now,
                 "product_id": product_id,
+                "download_grant_ids": (),
                 **session_facts(session),
                 **fields,
             }
@@ -110,7 +119,14 @@ class Order(Document):
     ) -> Order:
         """The order of a session whose payment events have not arrived yet (a refund or
         dispute came first): it records the state, so a later fulfillment is blocked."""
-        return cls(id=order_id, state=state, created_at=now, updated_at=now, product_id=product_id)
+        return cls(
+            id=order_id,
+            state=state,
+            created_at=now,
+            updated_at=now,
+            product_id=product_id,
+            download_grant_ids=(),
+        )
 
     def with_session(self, session: CheckoutFacts, **fields: Any) -> Order:
         """This order with `session`'s facts (and `fields`) written over it."""

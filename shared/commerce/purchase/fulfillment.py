@@ -33,6 +33,7 @@ from commerce.domain.models import (
 )
 from commerce.domain.orders import BLOCKING_STATES, OrderState, can_transition, transition
 from commerce.domain.payments import Verdict
+from commerce.domain.tokens import DownloadGrant
 from commerce.grants import new_download_grant, new_email_job
 from commerce.keys import normalize_email
 from commerce.logs import get_logger
@@ -320,6 +321,8 @@ class Fulfillment:
                 customer_id=customer_id,
                 license_id=license_id,
                 download_token_ids=(grant.token_id,),
+                # Listed in the transaction that creates the grant: refunds read it by key.
+                download_grant_ids=(*(base.download_grant_ids or ()), grant.token_hash),
                 product_id=self.settings.product_id,
                 channel=DEFAULT_CHANNEL,
                 last_event_id=event_id,
@@ -624,6 +627,54 @@ class Fulfillment:
         for token_hash in grants_hashes:
             uow.download_tokens.update(token_hash, {"revoked": True})
 
+    def _grant_candidates(self, session_id: str) -> frozenset[str]:
+        """Before the transaction, without locks: the ids of the order's download grants,
+        to read by key in the transaction's first batched read.
+
+        The order lists them (`Order.download_grant_ids`). An order written before that
+        list existed (None) has its grants found here by a query: outside the
+        transaction, because a query inside a pessimistic transaction locks the query's
+        range, and concurrent refunds doing so stalled the Firestore emulator for
+        minutes (docs/performance.md, "Launch day")."""
+        with self.storage.batch() as uow:
+            order = uow.orders.get(session_id)
+            if order is None:
+                return frozenset()
+            if order.download_grant_ids is not None:
+                return frozenset(order.download_grant_ids)
+            return frozenset(
+                grant.token_hash
+                for grant in uow.download_tokens.where("order_id", "==", session_id)
+            )
+
+    @staticmethod
+    def _grant_keys(uow: UnitOfWork, candidates: frozenset[str]) -> list[Key[Any]]:
+        return [uow.download_tokens.key(token_hash) for token_hash in sorted(candidates)]
+
+    @staticmethod
+    def _grants_of(
+        uow: UnitOfWork, order: Order | None, found: Found, candidates: frozenset[str]
+    ) -> list[DownloadGrant]:
+        """The order's grants, locked by key (call before any write).
+
+        The order (read and locked in this transaction) names them; the candidates were
+        read with it, and a grant listed since (a re-send committed in between) is read
+        now by key. A legacy order (no list) has the candidates the query found; a grant
+        a re-send adds to such an order after that query is not flagged revoked, and is
+        refused all the same: redemption checks the order and license at every use."""
+        if order is None:
+            return []
+        listed = candidates if order.download_grant_ids is None else order.download_grant_ids
+        late = [uow.download_tokens.key(h) for h in sorted(set(listed) - candidates)]
+        found_late = uow.read(*late) if late else found
+        grants = []
+        for token_hash in sorted(set(listed)):
+            key = uow.download_tokens.key(token_hash)
+            grant = (found if token_hash in candidates else found_late)[key]
+            if grant is not None:  # an expired grant may be gone (TTL)
+                grants.append(grant)
+        return grants
+
     def record_refund(
         self,
         session_id: str,
@@ -653,7 +704,6 @@ class Fulfillment:
                 and (not fully_refunded or not can_transition(state, OrderState.REFUNDED))
             ):
                 return Change(Outcome.ALREADY_APPLIED, session_id)
-            grants = uow.download_tokens.where("order_id", "==", session_id)
             common = {
                 "amount_refunded": amount_refunded,
                 "updated_at": now,
@@ -675,6 +725,7 @@ class Fulfillment:
                     amount_refunded=amount_refunded,
                 )
                 return Change(Outcome.PARTIALLY_REFUNDED, session_id)
+            grants = self._grants_of(uow, order, found, candidates)  # reads before writes
             new_state = state
             if can_transition(state, OrderState.REFUNDED):
                 new_state = transition(state, OrderState.REFUNDED)
@@ -694,7 +745,14 @@ class Fulfillment:
             )
             return Change(Outcome.REFUNDED, session_id)
 
-        return self._apply(ledger_id, event_type, decide, self._order_and_license(session_id))
+        candidates = self._grant_candidates(session_id) if fully_refunded else frozenset()
+        order_and_license = self._order_and_license(session_id)
+        return self._apply(
+            ledger_id,
+            event_type,
+            decide,
+            lambda uow: [*order_and_license(uow), *self._grant_keys(uow, candidates)],
+        )
 
     def open_dispute(self, session_id: str, *, ledger_id: str, event_type: str) -> Change:
         """A chargeback: the order leaves the entitled states, the license is suspended."""
@@ -835,7 +893,6 @@ class Fulfillment:
         def decide(uow: UnitOfWork, now: datetime, found: Found) -> Change:
             order = found[uow.orders.key(session_id)]
             license_ = found[uow.licenses.key(license_id)]
-            grants = [] if won else uow.download_tokens.where("order_id", "==", session_id)
             state = order.state if order is not None else None
             if won:
                 if state is not OrderState.DISPUTED:
@@ -853,6 +910,7 @@ class Fulfillment:
                 return Change(Outcome.RESTORED, session_id)
             if not can_transition(state, OrderState.REVOKED):
                 return Change(Outcome.IGNORED, session_id)
+            grants = self._grants_of(uow, order, found, candidates)  # reads before writes
             revoked = transition(state, OrderState.REVOKED)
             base = order or self._placeholder_order(session_id, revoked, now)
             uow.orders.put(
@@ -871,7 +929,14 @@ class Fulfillment:
             )
             return Change(Outcome.REVOKED, session_id)
 
-        return self._apply(ledger_id, event_type, decide, self._order_and_license(session_id))
+        candidates = frozenset() if won else self._grant_candidates(session_id)
+        order_and_license = self._order_and_license(session_id)
+        return self._apply(
+            ledger_id,
+            event_type,
+            decide,
+            lambda uow: [*order_and_license(uow), *self._grant_keys(uow, candidates)],
+        )
 
 
 def _reason(verdict: Verdict) -> str:

@@ -218,6 +218,12 @@ class ResendLinks:
                 )
                 uow.download_tokens.create(grant)
                 token_ids.append(grant.token_id)
+                if order.download_grant_ids is not None:  # None: written before the list
+                    # Listed with the grant, so a refund reads it by key (`Fulfillment`).
+                    uow.orders.update(
+                        order.id,
+                        {"download_grant_ids": [*order.download_grant_ids, grant.token_hash]},
+                    )
             job = new_email_job(
                 job_id,
                 kind=EmailJobKind.RESEND,
