@@ -89,31 +89,45 @@ MEMORY_GIB = {
 }
 ARTIFACT_MIB = 50.0  # ASSUMED size of the downloaded file; the sample release is tiny
 
+# Every count the benchmark prints per operation, with its label and the decimals it is
+# printed with. The cost table is computed from these printed figures (`printed`), so
+# the counts in the cost table are exactly those the benchmark prints: every count a
+# cost line uses must be a row here (tests/unit/test_cost_model.py holds both to it).
 ROWS = (
-    ("firestore.billed_reads", "Firestore reads (billed)"),
-    ("firestore.writes", "Firestore writes"),
-    ("firestore.deletes", "Firestore deletes"),
-    ("firestore.queries", "Firestore queries"),
-    ("firestore.commits", "Firestore commits"),
-    ("firestore.transactions", "transactions begun"),
-    ("firestore.rollbacks", "rollbacks"),
-    ("tasks.CreateTask", "Cloud Tasks tasks created"),
-    ("requests", "HTTP requests served"),
-    ("cpu_seconds", "CPU seconds in the function processes"),
+    ("firestore.billed_reads", "Firestore reads (billed)", 2),
+    ("firestore.writes", "Firestore writes", 2),
+    ("firestore.deletes", "Firestore deletes", 2),
+    ("firestore.queries", "Firestore queries", 2),
+    ("firestore.commits", "Firestore commits", 2),
+    ("firestore.transactions", "transactions begun", 2),
+    ("firestore.rollbacks", "rollbacks", 2),
+    ("tasks.CreateTask", "Cloud Tasks tasks created", 2),
+    ("requests", "HTTP requests served", 2),
+    ("cpu_seconds", "CPU seconds in the function processes", 4),
+    ("memory_gib_seconds", "GiB-seconds (CPU seconds x the function's memory)", 5),
 )
 
 
+def printed(units: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """The per-operation counts as the operations table prints them (rounded to its
+    decimals; counts it does not print dropped): what the cost table is computed from."""
+    return {
+        kind: {key: round(unit[key], digits) for key, _, digits in ROWS if unit.get(key)}
+        for kind, unit in units.items()
+    }
+
+
 def operations_table(units: Mapping[str, Mapping[str, float]]) -> str:
-    kinds = list(units)
+    shown = printed(units)
+    kinds = list(shown)
     lines = [
         "| per operation | " + " | ".join(kinds) + " |",
         "|---|" + "---:|" * len(kinds),
     ]
-    for key, label in ROWS:
-        values = [units[kind].get(key, 0.0) for kind in kinds]
+    for key, label, digits in ROWS:
+        values = [shown[kind].get(key, 0.0) for kind in kinds]
         if not any(values):
             continue
-        digits = 4 if key == "cpu_seconds" else 2
         lines.append(f"| {label} | " + " | ".join(f"{v:.{digits}f}" for v in values) + " |")
     return "\n".join(lines)
 
@@ -145,16 +159,22 @@ def cost_per_thousand(kind: str, unit: Mapping[str, float]) -> dict[str, float]:
     return lines
 
 
+def cost_tables(units: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """USD per 1,000 of each kind, by line, from the counts as printed (`printed`)."""
+    return {kind: cost_per_thousand(kind, unit) for kind, unit in printed(units).items()}
+
+
 def cost_section(units: Mapping[str, Mapping[str, float]], result: Mapping[str, Any]) -> str:
-    tables = {kind: cost_per_thousand(kind, unit) for kind, unit in units.items()}
+    tables = cost_tables(units)
     labels: list[str] = []
     for table in tables.values():
         labels += [label for label in table if label not in labels]
     lines = [
         "### Cost per 1,000",
         "",
-        "Computed by `bench/cost_model.py` from the operations per request above (this "
-        "run) and list prices in USD looked up on 2026-12-01, without the free tiers:",
+        "Computed by `bench/cost_model.py` from the operations per request above, as "
+        "printed there (this run), and list prices in USD looked up on 2026-12-01, without "
+        "the free tiers:",
         "",
         "| USD per 1,000 | " + " | ".join(tables) + " |",
         "|---|" + "---:|" * len(tables),

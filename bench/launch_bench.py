@@ -170,10 +170,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         container = container_for(env)
         secret = env["STRIPE_WEBHOOK_SECRET"]
         with serve(local, FUNCTIONS, counted=True) as urls:
-            purchase_phase(result, container, urls, secret, purchases, rng)
+            purchase_phase(result, container, urls, secret, env["STRIPE_API_BASE"], purchases, rng)
             redemption_phase(result, container, urls, networks, rng)
             validation_phase(result, container, urls, validations, networks, rng)
-            contention_phase(result, container, urls, secret)
+            contention_phase(result, container, urls, secret, env["STRIPE_API_BASE"])
     result["failures"] = failures(result)
     text = report(result)
     print(text)
@@ -229,26 +229,73 @@ def deliver(
     raise RuntimeError("a delivery was never accepted")
 
 
+def paid_on_the_double(
+    container: Any, stripe_api: str, n: int, rng: random.Random
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """`n` sessions created at the Stripe double with the shop's own parameters
+    (`purchase.checkout.session_params`) and paid there, and REFUND_SHARE of them
+    refunded in full: the webhook verifies every paid session with Stripe, so the
+    sessions must exist there. The double's webhook URL is cleared first: the bench
+    delivers the double's own events itself, at its concurrency. Returns the
+    `checkout.session.completed` events and the `charge.refunded` event by session id.
+    Untimed set-up."""
+    control = f"{stripe_api}/_double"
+    requests.post(f"{control}/config", data={"webhook_url": ""}, timeout=30).raise_for_status()
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda i: buy(container, control, f"buyer{i}@example.com"), range(n)))
+    for session_id in rng.sample(ids, max(1, round(n * REFUND_SHARE))):
+        http().post(f"{control}/sessions/{session_id}/refund", timeout=30).raise_for_status()
+    completed = {
+        evt["data"]["object"]["id"]: evt
+        for evt in double_events(control, "checkout.session.completed")
+    }
+    by_intent = {evt["data"]["object"]["payment_intent"]: sid for sid, evt in completed.items()}
+    refunds = {
+        by_intent[evt["data"]["object"]["payment_intent"]]: evt
+        for evt in double_events(control, "charge.refunded")
+    }
+    return [completed[session_id] for session_id in ids], refunds
+
+
+def buy(container: Any, control: str, email: str) -> str:
+    """A Checkout Session made at the Stripe double as the shop makes it, and paid."""
+    from commerce.purchase.checkout import client_reference_id, session_params
+    from commerce.purchase.schemas import CheckoutRequest
+
+    request = CheckoutRequest(email=email)
+    params = session_params(container.settings, request, client_reference_id(None))
+    session_id: str = container.stripe_gateway.create_checkout_session(params, None)["id"]
+    answer = http().post(
+        f"{control}/sessions/{session_id}/pay", data={"outcome": "paid"}, timeout=60
+    )
+    answer.raise_for_status()
+    return session_id
+
+
+def double_events(control: str, kind: str) -> list[dict[str, Any]]:
+    """The events the Stripe double made, of one type, exactly as it would send them."""
+    answer = http().get(f"{control}/events", params={"type": kind}, timeout=120)
+    answer.raise_for_status()
+    return [row["event"] for row in answer.json()["data"]]
+
+
 def purchase_phase(
     result: dict[str, Any],
     container: Any,
     urls: dict[str, str],
     secret: str,
+    stripe_api: str,
     n: int,
     rng: random.Random,
 ) -> None:
     from google.cloud import firestore
 
     url = urls["stripe_webhook"]
-    sessions = [se.checkout_session(email=f"buyer{i}@example.com") for i in range(n)]
-    completed = [se.event("checkout.session.completed", s) for s in sessions]
+    completed, refunds = paid_on_the_double(container, stripe_api, n, rng)
+    sessions = [evt["data"]["object"] for evt in completed]
+    refunded = [s for s in sessions if s["id"] in refunds]
     deliveries = completed + [rng.choice(completed) for _ in range(round(n * DUPLICATE_SHARE))]
     rng.shuffle(deliveries)
-    refunded = rng.sample(sessions, max(1, round(n * REFUND_SHARE)))
-    refunds = {
-        s["id"]: se.event("charge.refunded", se.charge(s["payment_intent"], amount_refunded=4900))
-        for s in refunded
-    }
     plan = refund_plan(deliveries, refunds, rng)
     db = container.db
 
@@ -547,13 +594,17 @@ def validation_phase(
 
 
 def contention_phase(
-    result: dict[str, Any], container: Any, urls: dict[str, str], secret: str
+    result: dict[str, Any], container: Any, urls: dict[str, str], secret: str, stripe_api: str
 ) -> None:
-    session = se.checkout_session(email="contention@example.com")
-    deliver(
-        urls["stripe_webhook"], se.event("checkout.session.completed", session), secret, Outcome()
-    )
-    order = container.orders.get(session["id"])
+    control = f"{stripe_api}/_double"
+    session_id = buy(container, control, "contention@example.com")
+    (completed,) = [
+        evt
+        for evt in double_events(control, "checkout.session.completed")
+        if evt["data"]["object"]["id"] == session_id
+    ]
+    deliver(urls["stripe_webhook"], completed, secret, Outcome())
+    order = container.orders.get(session_id)
     lic = container.licenses.get(order.license_id)
     key = container.keys.key_for(lic.id, lic.generation, lic.secret_id)
     grant = container.download_tokens.by_token_id(order.download_token_ids[0])
@@ -697,11 +748,15 @@ def report(result: dict[str, Any]) -> str:
         result["contention"],
     )
     n = result["purchases"]
-    units = {
-        "purchase": per(p["operations"], n),
-        "redemption": per(r["operations"], r["requests"]),
-        "validation": per(v["operations"], v["requests"]),
-    }
+    # The counts per operation as the operations table prints them: the cost table is
+    # computed from exactly these (`cost_model.printed`), and they go into the JSON.
+    units = cost_model.printed(
+        {
+            "purchase": per(p["operations"], n),
+            "redemption": per(r["operations"], r["requests"]),
+            "validation": per(v["operations"], v["requests"]),
+        }
+    )
     result["per_unit"] = units
 
     def row(label: str, lat: dict[str, float], base: dict[str, float], base_label: str) -> str:
