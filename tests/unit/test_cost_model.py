@@ -1,7 +1,7 @@
 """The launch benchmark's cost table is arithmetic on the counted operations: pin it."""
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench import cost_model
@@ -69,6 +69,7 @@ COST_INPUTS = (
 )
 
 
+@settings(deadline=None)  # no timing assertions in tests
 @given(
     units=st.fixed_dictionaries(
         {
