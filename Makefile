@@ -47,6 +47,9 @@ $(PY_STAMP): requirements.txt requirements-lock.txt requirements-dev.txt pyproje
 	$(PY) -m pip install $(PIP_FLAGS) --require-hashes -r requirements-lock.txt
 	$(PY) infra/lock.py --constraints > $(VENV)/lock-constraints.txt
 	$(PY) -m pip install $(PIP_FLAGS) -r requirements-dev.txt -c $(VENV)/lock-constraints.txt
+	@# httpx left the dev tools in session 4; where an older .venv still has it, `import
+	@# stripe` loads it (and rich, pygments) where the deployed bundle does not.
+	@$(PY) -m pip uninstall -y -q httpx httpcore >/dev/null 2>&1 || true
 	$(PY) -m pip install $(PIP_FLAGS) --no-deps -e .
 	@touch $@
 
