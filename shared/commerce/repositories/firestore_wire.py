@@ -300,7 +300,24 @@ def decode(value: Any, client: firestore.Client) -> Any:
 # on the wire; anything else goes the library's way).
 
 
+# Exact types first (almost every value): one set lookup instead of a chain of
+# isinstance checks. Anything else (a str or int subclass, a tuple) takes the general
+# path below it, unchanged.
+_PLAIN_SCALARS = frozenset({type(None), bool, int, float, str, bytes, datetime})
+
+
 def _plain(value: Any) -> bool:
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:
+        return True
+    if kind is dict:
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_plain(v) for v in value)
+    return _plain_general(value)
+
+
+def _plain_general(value: Any) -> bool:
     if value is None or isinstance(value, bool | int | float | str | bytes):
         return True
     if isinstance(value, datetime):
@@ -313,9 +330,21 @@ def _plain(value: Any) -> bool:
 
 
 def _encode(value: Any, into: Any) -> None:
-    if value is None:
+    kind = type(value)
+    if kind is str:
+        into.string_value = value
+    elif kind is int:
+        into.integer_value = value
+    elif kind is bool:
+        into.boolean_value = value
+    elif value is None:
         into.null_value = 0
-    elif isinstance(value, bool):
+    else:
+        _encode_general(value, into)
+
+
+def _encode_general(value: Any, into: Any) -> None:
+    if isinstance(value, bool):
         into.boolean_value = value
     elif isinstance(value, int):
         into.integer_value = value
