@@ -148,11 +148,7 @@ class Fulfillment:
         license_id = license_id_for(session_id)
         reported_email, reported_customer = self._customer_of(session)
 
-        def reads(uow: UnitOfWork) -> list[Key[Any]]:
-            keys: list[Key[Any]] = [uow.orders.key(session_id), uow.licenses.key(license_id)]
-            if reported_customer is not None:
-                keys.append(uow.customers.key(reported_customer))
-            return keys
+        reads = _session_reads(session_id, license_id, reported_customer)
 
         def decide(uow: UnitOfWork, now: datetime, found: Found) -> Change:
             order = found[uow.orders.key(session_id)]
@@ -205,11 +201,7 @@ class Fulfillment:
         license_id = license_id_for(session_id)
         email, customer_id = self._customer_of(session)
 
-        def reads(uow: UnitOfWork) -> list[Key[Any]]:
-            keys: list[Key[Any]] = [uow.orders.key(session_id), uow.licenses.key(license_id)]
-            if customer_id is not None:
-                keys.append(uow.customers.key(customer_id))
-            return keys
+        reads = _session_reads(session_id, license_id, customer_id)
 
         def decide(uow: UnitOfWork, now: datetime, found: Found) -> Change:
             customer = found[uow.customers.key(customer_id)] if customer_id is not None else None
@@ -948,3 +940,18 @@ def _fraud_hold(order: Order | None) -> dict[str, Any]:
     if order is None or order.fraud_warning_id is None:
         return {}
     return {"status": LicenseStatus.SUSPENDED, "status_reason": FRAUD_WARNING_REASON}
+
+
+def _session_reads(
+    session_id: str, license_id: str, customer_id: str | None
+) -> Callable[[UnitOfWork], list[Key[Any]]]:
+    """What a paid session's unit of work reads first (and so locks): its order, its
+    license and, with a usable address, its customer."""
+
+    def reads(uow: UnitOfWork) -> list[Key[Any]]:
+        keys: list[Key[Any]] = [uow.orders.key(session_id), uow.licenses.key(license_id)]
+        if customer_id is not None:
+            keys.append(uow.customers.key(customer_id))
+        return keys
+
+    return reads
