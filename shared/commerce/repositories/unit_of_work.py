@@ -58,6 +58,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 _log = get_logger("commerce.repositories.unit_of_work")
 
+# The jitter's own generator: the process-wide `random` state is the application's
+# (and a test framework's) to seed and to watch, not ours to advance from any thread.
+_JITTER = random.Random()  # noqa: S311 (jitter, not a secret)
+
 # Contention retries: up to MAX_ATTEMPTS transactions within RETRY_BUDGET seconds, each
 # retry after a random pause of up to BACKOFF_BASE * 2**n seconds (capped at
 # BACKOFF_CAP; "full jitter"), so many requests for one document (16 activations of
@@ -214,7 +218,7 @@ class FirestoreUnitOfWork(UnitOfWork):
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if attempt > 1:
                 ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
-                pause = random.uniform(0, ceiling)  # noqa: S311 (jitter, not a secret)
+                pause = _JITTER.uniform(0, ceiling)
                 if time.monotonic() - started + pause > RETRY_BUDGET:
                     break
                 time.sleep(pause)
