@@ -33,11 +33,11 @@ from commerce.licensing.verifier import KEY_ID_HEADER, SIGNATURE_HEADER
 from tests.fuzz.conftest import PROFILE, STOREFRONT, WEBHOOK_SECRET, Seeds
 
 # Hypothesis warns when the process-wide `random` state changes while a strategy draws.
-# These strategies never touch `random` (they draw from Hypothesis only); what can move
-# it is the system under test in its background threads: the rate-limit counter's
-# batched write, retried by google-api-core with `random`-jittered pauses when the
-# emulator answers busy. That warning would fail a run at random (it did, once in a
-# few full runs), so it is not an error here.
+# These strategies never touch `random` (they draw from Hypothesis only); what moved it
+# is the system under test, in one of its background threads (which one is not pinned
+# down: libraries such as google-api-core jitter their retries with `random`; the unit of
+# work no longer does). That warning would fail a run at random (it did, once in a few
+# full runs), so it is not an error here.
 pytestmark = pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
