@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +34,8 @@ from emulators.stripe_setup import client_for, ensure_catalog
 from tests.delivery.conftest import SmtpSink, artifact_files
 from tests.support import factories
 from tests.support.emulators import TEST_BUCKET, TEST_PROJECT
+from tests.support.stripe_double import running_stripe_double
 
-REPO = Path(__file__).resolve().parents[2]
 WEBHOOK_SECRET = "whsec_fuzz_" + "f" * 32
 STRIPE_KEY = "sk_test_fuzz"
 STOREFRONT = "http://shop.test"
@@ -65,23 +63,8 @@ class Seeds:
 
 @pytest.fixture(scope="session")
 def stripe_double_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = (tmp_path_factory.mktemp("fuzz-double") / "double.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "emulators.stripe_double", "--port", "0",
-         "--webhook-secret", WEBHOOK_SECRET],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        assert line.startswith("stripe-double listening on "), line
-        yield line.rsplit(" ", 1)[1]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
-        log.close()
+    with running_stripe_double(tmp_path_factory.mktemp("fuzz-double"), WEBHOOK_SECRET) as url:
+        yield url
 
 
 @pytest.fixture
