@@ -54,6 +54,20 @@ def gateway_at(url: str, secret_values: dict[str, str]) -> StripeGateway:
     return StripeGateway(EnvSecrets(secret_values), url)
 
 
+def deliver(event: dict[str, Any]) -> Any:
+    """`event`, signed, delivered to the webhook function; its answer."""
+    payload, header = se.signed(event, WEBHOOK_SECRET)
+    return (
+        functions_framework.create_app("stripe_webhook", SOURCE)
+        .test_client()
+        .post(
+            "/",
+            data=payload,
+            headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+        )
+    )
+
+
 def test_checkout_answers_503_when_stripe_never_answers(install, hung_stripe):
     install(stripe_api_base=hung_stripe.url, request_budget_seconds=1.0)
 
@@ -75,17 +89,8 @@ def test_a_refund_stripe_must_be_asked_about_answers_503_and_is_not_recorded(ins
     nothing, so the redelivery is handled in full."""
     container = install(stripe_api_base=hung_stripe.url, request_budget_seconds=1.0)
     event = se.event("charge.refunded", se.charge(se.new_id("pi_"), amount_refunded=4900))
-    payload, header = se.signed(event, WEBHOOK_SECRET)
 
-    answer = (
-        functions_framework.create_app("stripe_webhook", SOURCE)
-        .test_client()
-        .post(
-            "/",
-            data=payload,
-            headers={"Stripe-Signature": header, "Content-Type": "application/json"},
-        )
-    )
+    answer = deliver(event)
 
     assert answer.status_code == 503
     assert answer.get_json()["error"] == "dependency_timeout"
@@ -101,17 +106,8 @@ def test_a_paid_session_stripe_never_answers_for_answers_503_and_writes_nothing(
     the unit rolls back, and Stripe gets a 503 and delivers again."""
     install(stripe_api_base=hung_stripe.url, request_budget_seconds=1.0)
     event = se.event("checkout.session.completed", se.checkout_session())
-    payload, header = se.signed(event, WEBHOOK_SECRET)
 
-    answer = (
-        functions_framework.create_app("stripe_webhook", SOURCE)
-        .test_client()
-        .post(
-            "/",
-            data=payload,
-            headers={"Stripe-Signature": header, "Content-Type": "application/json"},
-        )
-    )
+    answer = deliver(event)
 
     assert answer.status_code == 503
     assert answer.get_json()["error"] == "dependency_timeout"
