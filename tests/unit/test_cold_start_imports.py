@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from infra import lock
 
@@ -57,9 +58,15 @@ print(json.dumps([name for name in watched if name in sys.modules]))
 
 def _loaded_after(code: str, watched: tuple[str, ...]) -> list[str]:
     """Which of `watched` are in sys.modules after a fresh interpreter runs `code`."""
+    loaded: list[str] = _fresh_interpreter([_LOADED, ",".join(watched)], code)
+    return loaded
+
+
+def _fresh_interpreter(args: list[str], stdin: str) -> Any:
+    """What a fresh interpreter running `python -c *args` on `stdin` prints last, as JSON."""
     done = subprocess.run(
-        [sys.executable, "-c", _LOADED, ",".join(watched)],
-        input=code,
+        [sys.executable, "-c", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -68,8 +75,7 @@ def _loaded_after(code: str, watched: tuple[str, ...]) -> list[str]:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
-    return loaded
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_loading_the_functions_source_for_an_entry_point_loads_no_client_model_or_service() -> None:
@@ -136,18 +142,7 @@ def _distribution_of_each_file() -> dict[str, str]:
 
 
 def test_the_functions_load_only_packages_the_deployed_bundle_holds() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _FILES],
-        input=_FUNCTION_PATHS,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    files: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    files: list[str] = _fresh_interpreter([_FILES], _FUNCTION_PATHS)
     owners = _distribution_of_each_file()
     deployed = set(lock.parse_lock((ROOT / lock.LOCK).read_text(encoding="utf-8")))
 
