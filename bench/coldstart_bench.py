@@ -223,19 +223,29 @@ CASES = (
 DEFAULT_FUNCTIONS = tuple(case.function for case in CASES)
 
 
-def bare_source(modules: tuple[str, ...]) -> str:
+def bare_source(modules: tuple[str, ...], *, one_model: bool = False) -> str:
     """A function answering "ok" whose module imports `modules`. pydantic 2 loads its
     parts lazily (`import pydantic` alone loads almost nothing), so "imports pydantic"
     is written as importing BaseModel, which loads pydantic's model machinery and
-    pydantic-core: the library itself, none of this project's models."""
+    pydantic-core: the library itself, none of this project's models.
+
+    `one_model`: the side column's baseline, which also defines one model with one
+    constrained field. That loads what pydantic defers until a model has a field
+    (`pydantic.fields`, `pydantic.types`, `annotated_types`) and builds a first schema
+    with a constraint: what any function that validates anything with pydantic pays."""
     imports = "\n".join(
         "from pydantic import BaseModel  # noqa: F401"
         if module == "pydantic"
         else f"import {module}  # noqa: F401"
         for module in modules
     )
+    model = (
+        "\nfrom pydantic import Field\n\nclass Ping(BaseModel):\n    n: int = Field(ge=0)\n"
+        if one_model
+        else ""
+    )
     return (
-        f"import functions_framework\n{imports}\n\n"
+        f"import functions_framework\n{imports}\n{model}\n"
         "@functions_framework.http\ndef bare(request):\n    return 'ok'\n"
     )
 
@@ -405,6 +415,7 @@ class Row:
     base_ms: list[float]
     real_ms: list[float]
     other_ms: list[float]
+    model_ms: list[float]  # the baseline that also defines one pydantic model
     statuses: set[int]
     base_cpu: list[float]
     real_cpu: list[float]
@@ -424,18 +435,22 @@ def measure(case: Case, seeded: Seeded, env: Mapping[str, str], runs: int, tmp: 
     bare.write_text(bare_source(("pydantic", *google)))
     bare_other = tmp / f"bare_{case.function}_other.py"
     bare_other.write_text(bare_source(("pydantic", *google, *other)))
+    bare_model = tmp / f"bare_{case.function}_model.py"
+    bare_model.write_text(bare_source(("pydantic", *google), one_model=True))
     ok = Request("GET", "/")
     # Unmeasured: writes both sides' bytecode into the shared cache. The probe used the
     # unmeasured item; the function's unmeasured start gets a fresh one where it matters.
     first_answer_ms("bare", bare, ok, env)
     if other:
         first_answer_ms("bare", bare_other, ok, env)
+    first_answer_ms("bare", bare_model, ok, env)
     first_answer_ms(case.function, MAIN, case.first_request(seeded, runs + 1), env)
-    row = Row(case, google, other, [], [], [], set(), [], [], [], [])
+    row = Row(case, google, other, [], [], [], [], set(), [], [], [], [])
     for run in range(runs):
         base = first_answer("bare", bare, ok, env)
         real = first_answer(case.function, MAIN, case.first_request(seeded, run), env)
         extra = first_answer_ms("bare", bare_other, ok, env)[0] if other else 0.0
+        with_model = first_answer_ms("bare", bare_model, ok, env)[0]
         row.base_ms.append(base.wall_ms)
         row.real_ms.append(real.wall_ms)
         row.base_cpu.append(base.cpu_ms)
@@ -443,6 +458,7 @@ def measure(case: Case, seeded: Seeded, env: Mapping[str, str], runs: int, tmp: 
         row.base_answer_cpu.append(base.answer_cpu_ms)
         row.real_answer_cpu.append(real.answer_cpu_ms)
         row.other_ms.append(extra)
+        row.model_ms.append(with_model)
         row.statuses.add(real.status)
         print(
             f"{case.function} run {run + 1}: baseline {base.wall_ms:.0f} ms "
@@ -450,7 +466,8 @@ def measure(case: Case, seeded: Seeded, env: Mapping[str, str], runs: int, tmp: 
             f"function {real.wall_ms:.0f} ms "
             f"(CPU {real.answer_cpu_ms:.0f} to answer, {real.cpu_ms:.0f} to exit) "
             f"({real.wall_ms / base.wall_ms:.2f}x), status {real.status}"
-            + (f", baseline with {'+'.join(other)} {extra:.0f} ms" if other else ""),
+            + (f", baseline with {'+'.join(other)} {extra:.0f} ms" if other else "")
+            + f", baseline with one pydantic model {with_model:.0f} ms",
             file=sys.stderr,
         )
     return row
@@ -515,8 +532,11 @@ def report(
         "pydantic` alone is lazy) and the Google clients that "
         "the function's first request loads (found by a probe). Ratio = median function "
         "/ median baseline; per-run ratios = each run's function over the baseline "
-        "started just before it. Last column: the ratio against a baseline that also "
-        "imports the non-Google client the function needs (stripe). CPU columns: user + "
+        "started just before it. Two side columns: the ratio against a baseline that also "
+        "imports the non-Google client the function needs (stripe), and against one that "
+        "also defines one pydantic model with one constrained field (`n: int = "
+        "Field(ge=0)`: pydantic loads its field machinery only then, see below). CPU "
+        "columns: user + "
         "system CPU time of each server's process tree (medians), which the machine's load "
         "moves far less than wall time: from start to the first answer (read from /proc "
         "when the answer arrives, 10 ms ticks; the span the target is about) and from "
@@ -527,9 +547,10 @@ def report(
         "",
         "| function | baseline imports | baseline ms | function ms | ratio | per-run ratios "
         "| first status | with stripe/sendgrid in the baseline "
+        "| with one pydantic model in the baseline "
         "| CPU ms to answer, baseline / function | CPU ratio to answer "
         "| CPU ms to exit, baseline / function | CPU ratio to exit |",
-        "|---|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---|---|---|---|---:|---:|---:|---:|",
     ]
     for row in rows:
         base, real = statistics.median(row.base_ms), statistics.median(row.real_ms)
@@ -546,6 +567,8 @@ def report(
             f"| `{row.case.function}` | pydantic, {', '.join(row.google) or '(none)'} "
             f"| {base:.0f} | {real:.0f} | {ratio:.2f}x{mark} | {low:.2f}-{high:.2f}x "
             f"| {', '.join(map(str, sorted(row.statuses)))} | {other} "
+            f"| {statistics.median(row.model_ms):.0f} ms, "
+            f"{real / statistics.median(row.model_ms):.2f}x "
             f"| {_pair(row.base_answer_cpu, row.real_answer_cpu)} "
             f"| {_pair(row.base_cpu, row.real_cpu)} |"
         )

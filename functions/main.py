@@ -7,6 +7,14 @@ the container creates them lazily for the functions that use them.
 
 from __future__ import annotations
 
+import os
+
+# No pydantic plugin is used here. Unless told so, pydantic looks for plugins when the
+# first model is defined by reading the entry points of every installed distribution:
+# about 3 ms of every cold start with the development tools installed (fewer
+# distributions in the deployed bundle, so less there). An operator's own value stands.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
 import flask
 import functions_framework
 
