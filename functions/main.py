@@ -7,20 +7,16 @@ the container creates them lazily for the functions that use them.
 
 from __future__ import annotations
 
-import os
+from commerce import startup
 
-# No pydantic plugin is used here. Unless told so, pydantic looks for plugins when the
-# first model is defined by reading the entry points of every installed distribution:
-# about 3 ms of every cold start with the development tools installed (fewer
-# distributions in the deployed bundle, so less there). An operator's own value stands.
-os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+startup.begin()  # before anything below loads: see commerce.startup
 
-import flask
-import functions_framework
+import flask  # noqa: E402
+import functions_framework  # noqa: E402
 
-from commerce.bootstrap import get_container
-from commerce.domain.network import client_address, network_prefix
-from commerce.http import (
+from commerce.bootstrap import get_container  # noqa: E402
+from commerce.domain.network import client_address, network_prefix  # noqa: E402
+from commerce.http import (  # noqa: E402
     endpoint,
     is_form_post,
     json_response,

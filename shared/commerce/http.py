@@ -21,7 +21,7 @@ import flask
 from pydantic import BaseModel, ValidationError
 from werkzeug.routing import PathConverter
 
-from commerce import strict_json
+from commerce import startup, strict_json
 from commerce.deadlines import request_budget
 from commerce.errors import (
     CommerceError,
@@ -111,6 +111,12 @@ def endpoint(
 
     def decorate(view: View) -> View:
         @functools.wraps(view)
+        def entry(request: flask.Request) -> flask.Response:
+            try:
+                return wrapper(request)
+            finally:
+                startup.resume()  # the instance's first answer ends its cold start
+
         def wrapper(request: flask.Request) -> flask.Response:
             set_trace_from_headers(request.headers)
             origin = request.headers.get("Origin")
@@ -154,7 +160,7 @@ def endpoint(
                 _apply_cors(response, origin, allowed_origins)
             return response
 
-        return wrapper
+        return entry
 
     return decorate
 

@@ -127,6 +127,45 @@ def test_the_functions_models_read_no_distributions_entry_points() -> None:
     assert calls == 0
 
 
+_COLLECTOR = """
+import gc, json, sys
+states = []
+for line in sys.stdin.read().splitlines():
+    if line == "STATE":
+        states.append([gc.isenabled(), gc.get_freeze_count() > 0])
+    else:
+        exec(line)
+print(json.dumps(states))
+"""
+
+
+def test_the_collector_is_off_while_an_instance_loads_and_on_after_its_first_answer() -> None:
+    """commerce.startup: main.py turns the cyclic collector off; the first answer
+    (here a 405, which needs no backend) freezes what loading left and turns it on."""
+    states = _fresh_interpreter(
+        [_COLLECTOR],
+        "STATE\n"
+        "from functions_framework import create_app\n"
+        f"client = create_app('stripe_webhook', {str(MAIN)!r}).test_client()\n"
+        "STATE\n"
+        "assert client.get('/').status_code == 405\n"
+        "STATE\n"
+        "assert client.get('/').status_code == 405\n"
+        "STATE\n",
+    )
+
+    assert states == [[True, False], [False, False], [True, True], [True, True]]
+
+
+def test_the_collector_stays_off_when_something_else_turned_it_off() -> None:
+    states = _fresh_interpreter(
+        [_COLLECTOR],
+        "gc.disable()\nfrom commerce import startup\nstartup.begin()\nstartup.resume()\nSTATE\n",
+    )
+
+    assert states == [[False, False]]
+
+
 _FILES = """
 import json, sys, sysconfig
 at_start = set(sys.modules)  # the interpreter's own start-up (site hooks), not ours
