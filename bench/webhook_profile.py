@@ -6,7 +6,7 @@ time is its own, not its neighbours'): after a warm-up, N first deliveries of di
 paid sessions, each phase timed with `time.thread_time` (CPU of the delivering thread;
 waiting for Firestore costs none) by wrappers around the functions named below.
 Exclusive shares: the HTTP layer is the delivery minus the service, the documents'
-models and encoding are `_issue` minus the audit entries, key and grant. `--logs`
+models and encoding are `_issue` minus the audit entry, key and grant. `--logs`
 turns on the JSON logging the functions use in the cloud (to /dev/null); the benchmark
 itself runs without it.
 
@@ -130,7 +130,7 @@ def profile(deliveries: int, logs: bool) -> dict[str, Any]:
         "verification rule over Stripe's answer": ms["verify"],
         "address check and customer id": ms["address"],
         "license key and download grant (hashing)": ms["key"] + ms["grant"],
-        "two audit entries (model, encoding)": ms["audit"],
+        "the audit entry (model, encoding)": ms["audit"],
         "order, customer, license, grant, e-mail job (pydantic models, encoding)": ms["issue"]
         - ms["audit"]
         - ms["key"]
