@@ -100,7 +100,8 @@ class OpCounter:
         original_get = document.DocumentReference.get
         original_get_all = client.Client.get_all
         original_stream = query.Query.stream
-        original_commit = transaction.Transaction._commit
+        original_commit = transaction.Transaction._commit  # the baseline's
+        original_commit_now = transactions.ReadBegunTransaction.commit_now  # the product's
         original_begin = transaction.Transaction._begin
         original_raw = transactions._batch_read
         counter = self
@@ -141,10 +142,17 @@ class OpCounter:
             counter.add("commits")
             return result
 
+        def commit_now(self: Any) -> None:
+            writes = len(self._write_pbs)
+            original_commit_now(self)
+            counter.add("writes", writes)
+            counter.add("commits")
+
         document.DocumentReference.get = get  # type: ignore[method-assign]
         client.Client.get_all = get_all  # type: ignore[method-assign]
         query.Query.stream = stream  # type: ignore[method-assign]
         transaction.Transaction._commit = commit  # type: ignore[method-assign]
+        transactions.ReadBegunTransaction.commit_now = commit_now  # type: ignore[method-assign]
         transaction.Transaction._begin = begin  # type: ignore[method-assign]
         transactions._batch_read = raw_read
         try:
@@ -154,6 +162,7 @@ class OpCounter:
             client.Client.get_all = original_get_all  # type: ignore[method-assign]
             query.Query.stream = original_stream  # type: ignore[method-assign]
             transaction.Transaction._commit = original_commit  # type: ignore[method-assign]
+            transactions.ReadBegunTransaction.commit_now = original_commit_now  # type: ignore[method-assign]
             transaction.Transaction._begin = original_begin  # type: ignore[method-assign]
             transactions._batch_read = original_raw
 
