@@ -332,10 +332,30 @@ def _encode(value: Any, into: Any) -> None:
         into.boolean_value = value
     elif value is None:
         into.null_value = 0
+    elif kind is dict:
+        _encode_map(value, into)
+    elif kind is list:
+        _encode_array(value, into)
     elif kind is float:
         into.double_value = value
     else:
         _encode_general(value, into)
+
+
+def _encode_map(value: dict[Any, Any], into: Any) -> None:
+    fields = into.map_value.fields
+    fields.clear()  # an empty map is still a map value
+    for key, item in value.items():
+        if type(key) is not str and not isinstance(key, str):
+            raise _NotPlain
+        _encode(item, fields[key])
+
+
+def _encode_array(value: list[Any], into: Any) -> None:
+    array = into.array_value
+    array.SetInParent()
+    for item in value:
+        _encode(item, array.values.add())
 
 
 def _encode_general(value: Any, into: Any) -> None:
@@ -350,17 +370,9 @@ def _encode_general(value: Any, into: Any) -> None:
     elif isinstance(value, bytes):
         into.bytes_value = value
     elif isinstance(value, dict):
-        fields = into.map_value.fields
-        fields.clear()  # an empty map is still a map value
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise _NotPlain
-            _encode(item, fields[key])
+        _encode_map(value, into)
     elif isinstance(value, list):
-        array = into.array_value
-        array.SetInParent()
-        for item in value:
-            _encode(item, array.values.add())
+        _encode_array(value, into)
     else:  # a datetime subclass (the library keeps its nanoseconds), a sentinel, ...
         raise _NotPlain
 
@@ -373,7 +385,7 @@ def _write_pb(path: str, data: dict[str, Any]) -> Any | None:
     fields = write.update.fields
     try:
         for key, value in data.items():
-            if not isinstance(key, str):
+            if type(key) is not str and not isinstance(key, str):
                 return None
             _encode(value, fields[key])
     except _NotPlain:
