@@ -327,7 +327,7 @@ def _encode(value: Any, into: Any) -> None:
     elif kind is int:
         into.integer_value = value
     elif kind is datetime:
-        into.timestamp_value.FromDatetime(value)
+        _set_timestamp(value, into.timestamp_value)
     elif kind is bool:
         into.boolean_value = value
     elif value is None:
@@ -340,6 +340,18 @@ def _encode(value: Any, into: Any) -> None:
         into.double_value = value
     else:
         _encode_general(value, into)
+
+
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _set_timestamp(value: datetime, into: Any) -> None:
+    """protobuf's `Timestamp.FromDatetime` (a naive datetime is UTC) by subtraction,
+    without its struct_time round trip (about fifteen timestamps per purchase)."""
+    delta = value - (_EPOCH_NAIVE if value.utcoffset() is None else _EPOCH_UTC)
+    into.seconds = delta.days * 86400 + delta.seconds
+    into.nanos = delta.microseconds * 1000
 
 
 def _encode_map(value: dict[Any, Any], into: Any) -> None:
