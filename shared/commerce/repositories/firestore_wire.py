@@ -8,7 +8,8 @@ test_firestore_wire.py checks that, and compares this module's encoding and deco
 with the library's own, byte for byte, without an emulator). Upgrading
 google-cloud-firestore: bump the pin in requirements.txt, run
 `pytest tests/unit/test_firestore_wire.py`, and read the library's changes to
-`Transaction`, `_helpers` and `BatchGetDocuments` if it fails (docs/performance.md).
+`Transaction`, `_helpers`, `BatchGetDocuments` and `Commit` if it fails
+(docs/performance.md).
 
 Every read-write transaction of the package runs through `run_transaction` here. Its
 transaction (`ReadBegunTransaction`) does not call BeginTransaction up front: its first
@@ -20,8 +21,10 @@ way first.
 
 Reads are handled as raw protobuf messages and the writes of plain values (str, int,
 float, bool, None, bytes, datetime, dict, list) are encoded straight to protobuf;
-sentinels (transforms, deletes) and merges go through the library. This uses private
-parts of google-cloud-firestore (pinned in requirements.txt).
+sentinels (transforms, deletes) and merges go through the library. The commit request
+is built as a raw protobuf message too (the library's `_commit` marshals it through
+proto-plus). This uses private parts of google-cloud-firestore (pinned in
+requirements.txt).
 """
 
 from __future__ import annotations
