@@ -124,13 +124,13 @@ def test_audit_entries_are_appended_and_read_back_in_order(firestore_db):
     repo.append(AuditEntry(action="order.paid", at=NOW, order_id="cs_1"))
     repo.append(
         AuditEntry(
-            action="license.issued",
+            action="order.fulfilled",
             at=NOW + timedelta(seconds=1),
             order_id="cs_1",
             details={"key_hint": "ABCD"},
         )
     )
-    assert [e.action for e in repo.for_order("cs_1")] == ["order.paid", "license.issued"]
+    assert [e.action for e in repo.for_order("cs_1")] == ["order.paid", "order.fulfilled"]
 
 
 def test_rate_limit_counts_per_window_and_says_when_to_retry(firestore_db):

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from google.cloud.firestore_v1 import FieldFilter
 
 from commerce.domain.models import EmailJobState, LicenseStatus, mask_email
 from commerce.domain.orders import OrderState
@@ -68,10 +69,38 @@ def test_a_paid_session_yields_one_fulfilled_order_hashed_license_grant_and_pend
     assert customer.email == "jane.buyer@example.com"
     assert session_id in customer.order_ids
     assert email_queue.job_ids == [job.id]
-    actions = {entry.action for entry in container.audit_log.for_order(session_id)}
-    assert {"order.fulfilled", "license.issued"} <= actions
+    (audited,) = container.audit_log.for_order(session_id)
+    assert (audited.action, audited.license_id) == ("order.fulfilled", license_.id)
     ledger = container.webhook_events.get(evt["id"])
     assert ledger.outcome == "fulfilled"
+
+
+def test_a_licenses_trail_shows_its_issue_in_the_fulfilment_entry(container, deliver):
+    """One audit entry per fulfilment names the order and the license it issues, with
+    the details two entries ("order.fulfilled", "license.issued") used to carry; a
+    query of the trail by license id, as support runs it, finds it."""
+    evt = paid(email="Jane.Buyer@Example.com", ref="friend")
+    session_id = evt["data"]["object"]["id"]
+
+    assert deliver(evt).outcome is Outcome.FULFILLED
+
+    (license_,) = licenses_of(container, session_id)
+    (grant,) = container.download_tokens.by_order(session_id)
+    query = container.db.collection("audit_log").where(
+        filter=FieldFilter("license_id", "==", license_.id)
+    )
+    (entry,) = [snap.to_dict() for snap in query.stream()]
+    assert entry["action"] == "order.fulfilled"
+    assert (entry["order_id"], entry["event_id"]) == (session_id, evt["id"])
+    assert entry["customer_id"] == container.orders.get(session_id).customer_id
+    assert entry["details"] == {
+        "amount_total": 4900,
+        "currency": "eur",
+        "referral": "friend",
+        "email_job_id": fulfillment_job_id(session_id),
+        "key_hint": license_.key_hint,
+        "token_id": grant.token_id,
+    }
 
 
 def test_duplicate_delivery_issues_one_license(container, deliver, email_queue):

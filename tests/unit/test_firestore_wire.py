@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.firestore_v1 import _helpers
+from google.cloud.firestore_v1.types import CommitRequest, CommitResponse
 
 from commerce.repositories.firestore_wire import ReadBegunTransaction, decode
 from tests.support.firestore_samples import AT, SAMPLES
@@ -90,6 +92,60 @@ def test_sentinel_values_still_go_through_the_library(firestore_db: firestore.Cl
                                               "at": firestore.SERVER_TIMESTAMP})  # fmt: skip
     assert [w._pb for w in tx._write_pbs] == [w._pb for w in expected]
     assert len(tx._write_pbs[0]._pb.update_transforms) == 2
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"a": 1, "nested": {"b": "two", "at": DatetimeWithNanoseconds(2026, 5, 4, nanosecond=7)}},
+        {"a": 1, "items": ["x", ("a", "tuple")]},
+        {"a": 1, "where": firestore.GeoPoint(1.5, 2.5)},
+    ],
+)
+@pytest.mark.parametrize("op", ["set", "create", "update"])
+def test_a_value_found_not_plain_midway_sends_the_write_the_librarys_way(
+    firestore_db: firestore.Client, op: str, data: dict[str, Any]
+) -> None:
+    tx = ReadBegunTransaction(firestore_db, None)
+    ref = firestore_db.document("things/one")
+    getattr(tx, op)(ref, data)
+    expected = library_writes(ref._document_path, op, data)
+    assert [w._pb for w in tx._write_pbs] == [w._pb for w in expected]
+
+
+class RecordingApi:
+    """Stands in for the generated Firestore API client: keeps each commit request as
+    the generated client would send it (a dict becomes the request message)."""
+
+    def __init__(self) -> None:
+        self.requests: list[bytes] = []
+
+    def commit(self, request: Any, metadata: Any) -> CommitResponse:
+        message = request if isinstance(request, CommitRequest) else CommitRequest(request)
+        self.requests.append(CommitRequest.pb(message).SerializeToString(deterministic=True))
+        return CommitResponse()
+
+
+def test_the_raw_commit_request_equals_the_librarys(firestore_db: firestore.Client) -> None:
+    api = RecordingApi()
+    firestore_db._firestore_api_internal = api
+    ours, theirs = ReadBegunTransaction(firestore_db, None), firestore.Transaction(firestore_db)
+    for tx in (ours, theirs):
+        tx._id = b"transaction-1"
+        for number, data in enumerate(SAMPLES):
+            tx.create(firestore_db.document(f"things/{number}"), data)
+        tx.set(firestore_db.document("things/sentinel"), {"at": firestore.SERVER_TIMESTAMP})
+        tx.update(firestore_db.document("things/0"), {"n": 2})
+
+    ours.commit_now()
+    theirs._commit()
+
+    assert len(api.requests) == 2
+    assert api.requests[0] == api.requests[1]
+    assert CommitRequest.deserialize(api.requests[0]).transaction == b"transaction-1"
+    assert len(CommitRequest.deserialize(api.requests[0]).writes) == len(SAMPLES) + 2
+    assert not ours.in_progress  # cleaned up like the library
+    assert not ours._write_pbs
 
 
 def test_only_the_wire_module_uses_private_firestore_names() -> None:

@@ -18,8 +18,13 @@ _AS_IS = frozenset({str, int, float, bool, type(None), datetime, bytes})
 
 def to_storage(value: Any) -> Any:
     """Enums to their values, tuples to lists, recursively (what Firestore stores)."""
-    if type(value) in _AS_IS:  # most values: no abstract-class checks for them
+    kind = type(value)
+    if kind in _AS_IS:  # most values: no abstract-class checks for them
         return value
+    if kind is dict:  # every document and map: no `Mapping` check (an ABC, slow)
+        return {str(k): to_storage(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [to_storage(v) for v in value]
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Mapping):

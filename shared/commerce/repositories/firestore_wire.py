@@ -8,7 +8,8 @@ test_firestore_wire.py checks that, and compares this module's encoding and deco
 with the library's own, byte for byte, without an emulator). Upgrading
 google-cloud-firestore: bump the pin in requirements.txt, run
 `pytest tests/unit/test_firestore_wire.py`, and read the library's changes to
-`Transaction`, `_helpers` and `BatchGetDocuments` if it fails (docs/performance.md).
+`Transaction`, `_helpers`, `BatchGetDocuments` and `Commit` if it fails
+(docs/performance.md).
 
 Every read-write transaction of the package runs through `run_transaction` here. Its
 transaction (`ReadBegunTransaction`) does not call BeginTransaction up front: its first
@@ -20,8 +21,10 @@ way first.
 
 Reads are handled as raw protobuf messages and the writes of plain values (str, int,
 float, bool, None, bytes, datetime, dict, list) are encoded straight to protobuf;
-sentinels (transforms, deletes) and merges go through the library. This uses private
-parts of google-cloud-firestore (pinned in requirements.txt).
+sentinels (transforms, deletes) and merges go through the library. The commit request
+is built as a raw protobuf message too (the library's `_commit` marshals it through
+proto-plus). This uses private parts of google-cloud-firestore (pinned in
+requirements.txt).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Any, TypeVar
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1._helpers import ReadAfterWriteError, decode_value
-from google.cloud.firestore_v1.types import BatchGetDocumentsRequest
+from google.cloud.firestore_v1.types import BatchGetDocumentsRequest, CommitRequest
 from google.cloud.firestore_v1.types import Value as ValueTypes
 from google.cloud.firestore_v1.types import Write as WriteTypes
 
@@ -46,6 +49,7 @@ R = TypeVar("R")
 Found = dict[str, dict[str, Any]]
 _BatchGetPb = BatchGetDocumentsRequest.pb()
 _WritePb = WriteTypes.pb()
+_CommitPb = CommitRequest.pb()
 _SIMPLE_FIELD = re.compile(r"^[A-Za-z_][A-Za-z_0-9]*$")
 
 # The database concurrency mode this runner is written for: reads in a read-write
@@ -114,9 +118,18 @@ class ReadBegunTransaction(firestore.Transaction):
         self._retry_id = retry_id
 
     def commit_now(self) -> None:
-        """Commit (beginning first if nothing was read); Aborted on contention."""
+        """Commit (beginning first if nothing was read); Aborted on contention.
+
+        The library's `_commit` with its request built as a raw protobuf message (the
+        library marshals it through proto-plus, write by write) and without reading
+        back the per-write results, which nothing here uses."""
         self.ensure_begun()
-        self._commit()
+        request = _CommitPb(database=self._client._database_string, transaction=self._id)
+        request.writes.extend(write._pb for write in self._write_pbs)
+        self._client._firestore_api.commit(
+            request=CommitRequest.wrap(request), metadata=self._client._rpc_metadata
+        )
+        self._clean_up()
 
     def forget(self) -> None:
         """Drop the state of an aborted attempt (Firestore already ended it)."""
@@ -155,29 +168,31 @@ class ReadBegunTransaction(firestore.Transaction):
 
     # -- writes ------------------------------------------------------------------------
     def set(self, reference: Any, document_data: dict[str, Any], merge: Any = False) -> None:
-        if merge is not False or not _plain(document_data):
+        write = None if merge is not False else _write_pb(reference._document_path, document_data)
+        if write is None:
             super().set(reference, document_data, merge=merge)
             return
-        self._add_fast(reference, _write_pb(reference._document_path, document_data))
+        self._add_fast(reference, write)
 
     def create(self, reference: Any, document_data: dict[str, Any]) -> None:
-        if not _plain(document_data):
+        write = _write_pb(reference._document_path, document_data)
+        if write is None:
             super().create(reference, document_data)
             return
-        write = _write_pb(reference._document_path, document_data)
         write.current_document.exists = False
         self._add_fast(reference, write)
 
     def update(self, reference: Any, field_updates: dict[str, Any], option: Any = None) -> None:
-        if (
-            option is not None
-            or not field_updates
-            or not all(_SIMPLE_FIELD.match(key) for key in field_updates)
-            or not _plain(field_updates)
-        ):
+        write = (
+            _write_pb(reference._document_path, field_updates)
+            if option is None
+            and field_updates
+            and all(_SIMPLE_FIELD.match(key) for key in field_updates)
+            else None
+        )
+        if write is None:
             super().update(reference, field_updates, option=option)
             return
-        write = _write_pb(reference._document_path, field_updates)
         write.update_mask.field_paths.extend(sorted(field_updates))
         write.current_document.exists = True
         self._add_fast(reference, write)
@@ -300,33 +315,12 @@ def decode(value: Any, client: firestore.Client) -> Any:
 # on the wire; anything else goes the library's way).
 
 
-# Exact types first (almost every value): one set lookup instead of a chain of
-# isinstance checks. Anything else (a str or int subclass, a tuple) takes the general
-# path below it, unchanged.
-_PLAIN_SCALARS = frozenset({type(None), bool, int, float, str, bytes, datetime})
-
-
-def _plain(value: Any) -> bool:
-    kind = type(value)
-    if kind in _PLAIN_SCALARS:
-        return True
-    if kind is dict:
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    if kind is list:
-        return all(_plain(v) for v in value)
-    return _plain_general(value)
-
-
-def _plain_general(value: Any) -> bool:
-    if value is None or isinstance(value, bool | int | float | str | bytes):
-        return True
-    if isinstance(value, datetime):
-        return type(value) is datetime
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_plain(v) for v in value)
-    return False
+# Exact types first (almost every value): one comparison instead of a chain of
+# isinstance checks. Anything else (a str or int subclass) takes the general path
+# below it; a value that is not plain (a sentinel, a datetime subclass, a reference,
+# a tuple) stops the encoding, and the write goes the library's way, unchanged.
+class _NotPlain(Exception):
+    pass
 
 
 def _encode(value: Any, into: Any) -> None:
@@ -335,12 +329,48 @@ def _encode(value: Any, into: Any) -> None:
         into.string_value = value
     elif kind is int:
         into.integer_value = value
+    elif kind is datetime:
+        _set_timestamp(value, into.timestamp_value)
     elif kind is bool:
         into.boolean_value = value
     elif value is None:
         into.null_value = 0
+    elif kind is dict:
+        _encode_map(value, into)
+    elif kind is list:
+        _encode_array(value, into)
+    elif kind is float:
+        into.double_value = value
     else:
         _encode_general(value, into)
+
+
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _set_timestamp(value: datetime, into: Any) -> None:
+    """protobuf's `Timestamp.FromDatetime` (a naive datetime is UTC) by subtraction,
+    without its struct_time round trip (about fifteen timestamps per purchase)."""
+    delta = value - (_EPOCH_NAIVE if value.utcoffset() is None else _EPOCH_UTC)
+    into.seconds = delta.days * 86400 + delta.seconds
+    into.nanos = delta.microseconds * 1000
+
+
+def _encode_map(value: dict[Any, Any], into: Any) -> None:
+    fields = into.map_value.fields
+    fields.clear()  # an empty map is still a map value
+    for key, item in value.items():
+        if type(key) is not str and not isinstance(key, str):
+            raise _NotPlain
+        _encode(item, fields[key])
+
+
+def _encode_array(value: list[Any], into: Any) -> None:
+    array = into.array_value
+    array.SetInParent()
+    for item in value:
+        _encode(item, array.values.add())
 
 
 def _encode_general(value: Any, into: Any) -> None:
@@ -354,24 +384,25 @@ def _encode_general(value: Any, into: Any) -> None:
         into.string_value = value
     elif isinstance(value, bytes):
         into.bytes_value = value
-    elif isinstance(value, datetime):
-        into.timestamp_value.FromDatetime(value)
     elif isinstance(value, dict):
-        fields = into.map_value.fields
-        fields.clear()  # an empty map is still a map value
-        for key, item in value.items():
-            _encode(item, fields[key])
-    else:
-        array = into.array_value
-        array.SetInParent()
-        for item in value:
-            _encode(item, array.values.add())
+        _encode_map(value, into)
+    elif isinstance(value, list):
+        _encode_array(value, into)
+    else:  # a datetime subclass (the library keeps its nanoseconds), a sentinel, ...
+        raise _NotPlain
 
 
-def _write_pb(path: str, data: dict[str, Any]) -> Any:
+def _write_pb(path: str, data: dict[str, Any]) -> Any | None:
+    """The write of `data` as a raw protobuf message, or None if a value is not plain
+    (one pass: checking first and then encoding walked every document twice)."""
     write = _WritePb()
     write.update.name = path
     fields = write.update.fields
-    for key, value in data.items():
-        _encode(value, fields[key])
+    try:
+        for key, value in data.items():
+            if type(key) is not str and not isinstance(key, str):
+                return None
+            _encode(value, fields[key])
+    except _NotPlain:
+        return None
     return write
