@@ -100,6 +100,11 @@ def firestore_spec(
             # compiler only and one GC thread halve the time to "Ok" on small machines.
             "-XX:TieredStopAtLevel=1",
             "-XX:+UseSerialGC",
+            # A small young generation: the serial collector's young pauses then last
+            # a few ms instead of 27-40 ms every second or so under a purchase load
+            # (they stopped every request in flight; docs/performance.md, "Webhook
+            # fulfillment"). Start-up time is unchanged (0.93-1.04 s to "Ok" either way).
+            "-Xmn24m",
             "-cp",
             str(find_firestore_jar()),
             _FIRESTORE_MAIN,
