@@ -455,7 +455,20 @@ repository builds its collection's reference once. Together, `bench.webhook_prof
 alternating the two trees four times (load average 1.5-2.8): CPU per first delivery \
 2.54-2.66 -> 2.31-2.34 ms on the delivering thread, 2.80-2.95 -> 2.51-2.66 ms for the \
 process, and the emulator's 2.74-2.92 -> 2.68-2.76 ms (section "Webhook fulfillment: \
-where the CPU goes").
+where the CPU goes"). (16) The webhook's p99 tail was the Firestore emulator's own \
+garbage collector: with the serial collector and the JVM's default young generation \
+(about 100 MB here), the emulator stopped for 27-40 ms every 1.4 s or so under this \
+load (`-Xlog:gc`, three pauses in one measured phase), stopping every request in \
+flight; the webhook's rounds make most of the emulator's garbage, so the pauses landed \
+mostly on them: the six slowest first deliveries of a run all took 46-60 ms, with the \
+Python collector off or on, while the baseline's slowest took 20-28 ms (its p99 had \
+been as high as 46 ms in session 4, when the process's own full collections of a \
+larger heap landed on it; main.py now freezes the heap after the first answer, \
+`commerce.startup`). The emulator now runs with a 24 MB young generation \
+(`emulators/stack/specs.py`): its pauses mostly last under 9 ms, start-up is \
+unchanged, and in alternating runs of the two settings the p50 of either side did not \
+move (baseline 9.3/9.4 and 10.5/10.1 ms, first delivery 14.3/14.3 and 14.9/14.6 ms) \
+while the first delivery's p99 fell from 41.5 to 32-33 ms.
 
 History of the ratio (first-delivery p99 / baseline p99, 500 sessions, same machine): \
 before session 1's changes 2.80x and 2.53x (5 reads in 5 round trips, p50 82.0 / 63.6 \
