@@ -62,11 +62,7 @@ def library_writes(path: str, op: str, data: dict[str, Any]) -> list[Any]:
 def test_direct_write_encoding_equals_the_librarys(
     firestore_db: firestore.Client, op: str, data: dict[str, Any]
 ) -> None:
-    tx = ReadBegunTransaction(firestore_db, None)
-    ref = firestore_db.document("things/one")
-    getattr(tx, op)(ref, data)
-    expected = library_writes(ref._document_path, op, data)
-    built = tx._write_pbs
+    built, expected = _ours_and_the_librarys(firestore_db, op, data)
     assert [type(w) for w in built] == [type(w) for w in expected]
     assert [w._pb for w in built] == [w._pb for w in expected]
     assert built[0]._pb.update.name.endswith("/things/one")
@@ -106,11 +102,16 @@ def test_sentinel_values_still_go_through_the_library(firestore_db: firestore.Cl
 def test_a_value_found_not_plain_midway_sends_the_write_the_librarys_way(
     firestore_db: firestore.Client, op: str, data: dict[str, Any]
 ) -> None:
-    tx = ReadBegunTransaction(firestore_db, None)
-    ref = firestore_db.document("things/one")
+    built, expected = _ours_and_the_librarys(firestore_db, op, data)
+    assert [w._pb for w in built] == [w._pb for w in expected]
+
+
+def _ours_and_the_librarys(db: firestore.Client, op: str, data: dict[str, Any]) -> tuple[Any, Any]:
+    """The writes `op` of `data` to things/one makes here, and the library's own."""
+    tx = ReadBegunTransaction(db, None)
+    ref = db.document("things/one")
     getattr(tx, op)(ref, data)
-    expected = library_writes(ref._document_path, op, data)
-    assert [w._pb for w in tx._write_pbs] == [w._pb for w in expected]
+    return tx._write_pbs, library_writes(ref._document_path, op, data)
 
 
 class RecordingApi:
