@@ -36,6 +36,7 @@ from commerce.errors import TransientFailure
 from commerce.grants import download_link
 from tests.delivery.conftest import PUBLIC_BASE, Bought, SmtpSink, artifact_files
 from tests.support import factories
+from tests.support.threads import run_copies
 
 
 def pending_job(bought: Bought, **overrides: Any) -> EmailJob:
@@ -169,11 +170,7 @@ def test_concurrent_duplicate_deliveries_send_once(
         except TransientFailure:
             results.append("retry")
 
-    threads = [threading.Thread(target=deliver) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_copies(deliver, 3)
 
     assert len(smtp_sink.messages) == 1
     assert results.count("sent") >= 1

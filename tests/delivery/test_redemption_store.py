@@ -17,6 +17,7 @@ from commerce.repositories.firestore_wire import run_transaction
 from commerce.repositories.unit_of_work import FirestoreStorage
 from tests.delivery.conftest import Bought
 from tests.support.firestore_samples import AT, SAMPLES
+from tests.support.threads import run_together
 
 
 def test_written_documents_read_back_as_written(container: Container) -> None:
@@ -74,11 +75,7 @@ def test_concurrent_redemptions_never_exceed_the_links_limit(
         else:
             successes.append(n)
 
-    threads = [threading.Thread(target=redeem_once, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(redeem_once, [(n,) for n in range(8)])
 
     grant = container.download_tokens.get(hash_token(bought.token))
     assert grant is not None

@@ -16,6 +16,7 @@ import pytest
 from commerce.deadlines import budgeted_firestore_client
 from commerce.repositories.firestore_wire import ReadBegunTransaction, read_documents
 from tests.support import emulators as emu
+from tests.support.threads import run_copies
 
 
 @pytest.fixture
@@ -92,11 +93,7 @@ def test_a_fresh_client_used_by_many_threads_at_once_answers_every_read(
             except BaseException as exc:  # reported below, not lost in the thread
                 errors.append(exc)
 
-        workers = [threading.Thread(target=read) for _ in range(8)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        run_copies(read, 8)
         client.close()
 
     assert errors == []

@@ -24,6 +24,7 @@ from tests.delivery.conftest import url_signer_file as url_signer_file  # a fixt
 from tests.licensing.conftest import build_container, buy, machine, make_settings
 from tests.purchase.conftest import secret_values as secret_values  # a fixture
 from tests.support import factories
+from tests.support.threads import run_together
 
 pytestmark = pytest.mark.emulators
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
@@ -57,11 +58,7 @@ def all_at_once(n: int, call: Callable[[int], Any]) -> list[Any]:
         start.wait()
         answers[i] = call(i)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(run, [(i,) for i in range(n)])
     return answers
 
 

@@ -17,6 +17,7 @@ from commerce.repositories import (
     WebhookEventRepository,
     run_transaction,
 )
+from tests.support.threads import run_together
 
 pytestmark = pytest.mark.emulators
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -110,11 +111,7 @@ def test_read_then_write_under_two_concurrent_writers_has_exactly_one_winner(fir
 
         outcomes.append(run_transaction(firestore_db, work))
 
-    threads = [threading.Thread(target=pay, args=(f"evt_{i}",)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    run_together(pay, [(f"evt_{i}",) for i in range(2)], join_timeout=60)
     assert sorted(outcomes) == ["lost", "won"]
     assert repo.get("cs_test_1").state is OrderState.PAID
 

@@ -16,6 +16,7 @@ from commerce.domain.orders import OrderState
 from commerce.domain.rate_limits import RateCounter
 from commerce.errors import AlreadyExists, NotFound
 from commerce.unit_of_work import ReadAfterWrite, Storage, UnitOfWork
+from tests.support.threads import run_copies
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
@@ -223,11 +224,7 @@ def test_contending_units_are_re_run_and_lose_no_update(firestore_db: Any) -> No
         start.wait()
         storage.run(count_one)
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_copies(worker, 4)
 
     with storage.batch() as uow:
         final = uow.rate_counters.get("shared")

@@ -24,6 +24,7 @@ from tests.licensing.conftest import (
     make_settings,
     refund,
 )
+from tests.support.threads import run_together
 
 pytestmark = pytest.mark.emulators
 
@@ -258,11 +259,7 @@ def test_concurrent_activations_never_exceed_the_limit(container: Container) -> 
                 answers.append(status)
             return
 
-    threads = [threading.Thread(target=activate, args=(n,)) for n in range(1, 5)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(activate, [(n,) for n in range(1, 5)])
 
     stored = container.license_state.activations_of(bought.license_id)
     assert errors == []

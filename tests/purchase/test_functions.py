@@ -27,6 +27,7 @@ from emulators.stripe_setup import client_for, ensure_catalog
 from tests.purchase import stripe_events as se
 from tests.purchase.conftest import STOREFRONT, STRIPE_KEY, WEBHOOK_SECRET, make_settings
 from tests.support.stripe_double import running_stripe_double
+from tests.support.threads import run_copies
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = str(REPO / "functions" / "main.py")
@@ -412,11 +413,7 @@ def test_a_real_event_delivered_ten_times_at_once_yields_one_license(container, 
                 break
         statuses.append(seen)
 
-    threads = [threading.Thread(target=deliver_like_stripe) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_copies(deliver_like_stripe, 10)
 
     assert [seen[-1] for seen in statuses] == [200] * 10
     assert len(container.licenses.by_order(session_id)) == 1

@@ -15,6 +15,7 @@ from commerce.domain.orders import OrderState
 from commerce.purchase.schemas import Outcome
 from tests.purchase import stripe_events as se
 from tests.purchase.conftest import deliver_until_accepted
+from tests.support.threads import run_together
 
 SESSIONS = 4
 
@@ -37,11 +38,7 @@ def race(*work: Callable[[], Any]) -> list[Any]:
         except BaseException as exc:  # reported below, not lost in the thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(work)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(run, list(enumerate(work)))
     assert errors == []
     return results
 

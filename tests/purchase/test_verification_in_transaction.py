@@ -19,6 +19,7 @@ from commerce.purchase.schemas import Outcome
 from commerce.repositories import firestore_wire
 from tests.purchase import stripe_events as se
 from tests.purchase.conftest import count_documents, deliver_until_accepted
+from tests.support.threads import run_copies, run_together
 
 
 def paid(session: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -65,11 +66,7 @@ def test_deliveries_of_one_event_in_one_instance_ask_stripe_once(container, stub
         except BaseException as exc:  # reported below, not lost in the thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=deliver_once) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_copies(deliver_once, 6)
 
     assert errors == []
     assert sorted(outcomes) == sorted([Outcome.FULFILLED] + [Outcome.DUPLICATE] * 5)
@@ -115,11 +112,7 @@ def test_a_unit_of_work_re_run_on_contention_asks_stripe_once(
             errors.append(exc)
 
     pairs = ((container, first), (other_instance, second))
-    threads = [threading.Thread(target=deliver_once, args=pair) for pair in pairs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(deliver_once, list(pairs))
 
     assert errors == []
     assert outcomes == [Outcome.FULFILLED, Outcome.FULFILLED]

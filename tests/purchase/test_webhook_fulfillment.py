@@ -23,6 +23,7 @@ from tests.purchase.conftest import (
     deliver_until_accepted,
     stripe_knows,
 )
+from tests.support.threads import run_together
 
 
 def licenses_of(container: Any, session_id: str) -> list[Any]:
@@ -134,11 +135,7 @@ def test_the_same_event_from_eight_threads_issues_one_license(
 
     # Two instances x four threads: in-instance turns and cross-instance transactions.
     instances = [container, other_instance] * 4
-    threads = [threading.Thread(target=deliver_once, args=(i,)) for i in instances]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(deliver_once, [(i,) for i in instances])
 
     assert errors == []
     assert sorted(outcomes).count(Outcome.FULFILLED) == 1
@@ -163,11 +160,7 @@ def test_completed_and_async_succeeded_racing_issue_one_license(
 
     # Different instances, so Firestore's transaction (not an in-process lock) decides.
     pairs = ((container, completed), (other_instance, succeeded))
-    threads = [threading.Thread(target=deliver_once, args=pair) for pair in pairs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(deliver_once, list(pairs))
 
     assert sorted(outcomes) == sorted([Outcome.FULFILLED, Outcome.ALREADY_FULFILLED])
     assert len(licenses_of(container, session["id"])) == 1
