@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from commerce.bootstrap import Container
 from commerce.domain.ids import license_id_for
 from commerce.domain.models import License, LicenseStatus
 from commerce.domain.orders import OrderState
+from commerce.purchase import reconciliation
 from commerce.purchase.schemas import Outcome
-from commerce.repositories.memory import MemoryStorage
+from commerce.repositories.memory import MemoryStorage, _MemoryCollection
 from tests.purchase import stripe_events as se
 from tests.purchase.conftest import StubSessions
 
@@ -162,3 +165,43 @@ def test_refunds_and_disputes_of_other_charges_are_not_counted(
     assert storage.all("orders") == {}
     # asked Stripe once per object, not on every run: the ledger remembers the answer
     assert stub_sessions.intent_lookups == ["pi_foreign", "pi_foreign"]
+
+
+def test_the_orders_of_listed_paid_sessions_are_read_a_page_at_a_time(
+    container: Container,
+    deliver: Any,
+    stub_sessions: StubSessions,
+    storage: MemoryStorage,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fulfilled_sessions = [fulfilled(deliver) for _ in range(3)]
+    missed = se.checkout_session()  # paid, its webhook never came
+    stub_sessions.created(missed)
+    unpaid = se.checkout_session(payment_status="unpaid", status="open")
+    foreign = se.checkout_session(product_id="another-product")
+    stub_sessions.sessions = [*fulfilled_sessions, unpaid, missed, foreign]
+    reads: list[tuple[str, list[str]]] = []
+    one = _MemoryCollection.get
+
+    def get_many(self: _MemoryCollection[Any], doc_ids: list[str]) -> list[Any]:
+        reads.append(("get_many", list(doc_ids)))
+        return [item for doc_id in doc_ids if (item := one(self, doc_id)) is not None]
+
+    def get(self: _MemoryCollection[Any], doc_id: str) -> Any:
+        reads.append(("get", [doc_id]))
+        return one(self, doc_id)
+
+    monkeypatch.setattr(_MemoryCollection, "get_many", get_many)
+    monkeypatch.setattr(_MemoryCollection, "get", get)
+    monkeypatch.setattr(reconciliation, "ORDER_READ_BATCH", 3)  # two pages of listed sessions
+
+    report = container.reconciler.run(days=3)
+
+    order_reads = [(kind, ids) for kind, ids in reads if ids and ids[0].startswith("cs_")]
+    paid_ids = [s["id"] for s in fulfilled_sessions]
+    # first page: the three fulfilled sessions in one read; second page (unpaid, missed,
+    # foreign): the missed one alone, before its fulfilment reads it again in its own
+    # transaction
+    assert order_reads[:2] == [("get_many", paid_ids), ("get_many", [missed["id"]])]
+    assert (report.examined, report.paid, report.already_fulfilled, report.repaired) == (6, 4, 3, 1)
+    assert state_of(storage, missed["id"]) is OrderState.FULFILLED
