@@ -46,7 +46,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
     values: dict[str, Any] = {
         name: env[name.upper()] for name in Settings.model_fields if name.upper() in env
     }
-    return Settings(_env_file=None, **values)
+    return Settings(**values)
 
 
 def latest_manifest_in_bucket(env: Mapping[str, str]) -> dict[str, Any] | None:
