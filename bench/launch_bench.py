@@ -260,7 +260,7 @@ def paid_on_the_double(
 def buy(container: Any, control: str, email: str) -> str:
     """A Checkout Session made at the Stripe double as the shop makes it, and paid."""
     from commerce.purchase.checkout import client_reference_id, session_params
-    from commerce.purchase.schemas import CheckoutRequest
+    from commerce.purchase.requests import CheckoutRequest
 
     request = CheckoutRequest(email=email)
     params = session_params(container.settings, request, client_reference_id(None))

@@ -66,7 +66,7 @@ def _client_network(request: flask.Request) -> str:
 )
 def checkout(request: flask.Request) -> flask.Response:
     """Start a Stripe Checkout Session: JSON -> `{"id", "url"}`, form post -> 303."""
-    from commerce.purchase.schemas import CheckoutRequest
+    from commerce.purchase.requests import CheckoutRequest
 
     body = parse_body(request, CheckoutRequest, CHECKOUT_MAX_BODY)
     result = get_container().checkout_service.start(body, _client_network(request))
@@ -92,7 +92,7 @@ def stripe_webhook(request: flask.Request) -> flask.Response:
 @endpoint(methods=["POST"], budget=_reconcile_budget)
 def reconcile(request: flask.Request) -> flask.Response:
     """Cloud Scheduler: fulfil paid sessions of the last N days that have no order."""
-    from commerce.purchase.schemas import ReconcileRequest
+    from commerce.purchase.requests import ReconcileRequest
 
     body = parse_body(request, ReconcileRequest)
     report = get_container().reconciler.run(body.days)

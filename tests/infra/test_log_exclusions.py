@@ -21,7 +21,7 @@ from infra_helpers import TERRAFORM_ROOT, append, replace_once
 from commerce.delivery.endpoints import file_link
 from commerce.grants import download_link
 from commerce.purchase.checkout import session_params
-from commerce.purchase.schemas import CheckoutRequest
+from commerce.purchase.requests import CheckoutRequest
 from commerce.settings import Settings
 from infra import log_exclusions as lx
 

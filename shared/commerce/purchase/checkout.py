@@ -25,9 +25,9 @@ from typing import Any
 from commerce.clock import Clock
 from commerce.logs import get_logger
 from commerce.purchase.gateway import StripeGateway
+from commerce.purchase.requests import CheckoutRequest
 from commerce.purchase.schemas import (
     CheckoutNotConfigured,
-    CheckoutRequest,
     CheckoutResult,
     PaymentProviderError,
 )

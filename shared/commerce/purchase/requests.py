@@ -1,0 +1,57 @@
+"""The bodies the purchase feature's entry points accept (checkout, reconcile):
+pydantic models that refuse unknown fields. Apart from `purchase.schemas` so that only
+the functions that parse them build them (docs/performance.md, "Cold start")."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+from commerce.domain.email_address import check_address
+
+Locale = Literal["en", "de"]
+_REF = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+# A per-click random id from the storefront: 16 random bytes base64url-encoded are 22
+# characters; anything shorter could be guessed or shared, anything longer is not ours.
+CLICK_ID_PATTERN = r"^[A-Za-z0-9_-]{22,64}$"
+
+
+class CheckoutRequest(BaseModel):
+    """What the storefront (script or plain form) sends to start a purchase."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    email: StrictStr | None = Field(default=None, max_length=254)
+    locale: Locale = "en"
+    ref: StrictStr | None = Field(default=None, pattern=_REF)
+    # Made fresh by the page for each click on Buy (site.js, or the form's inline
+    # script); retries of that click carry it again. Absent (no script ran): no
+    # idempotency key at all, never one shared with other buyers.
+    click_id: StrictStr | None = Field(default=None, pattern=CLICK_ID_PATTERN)
+
+    @field_validator("email")
+    @classmethod
+    def _email_shape(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        checked = check_address(value)  # the same rule as on arrival from Stripe
+        if checked.address is None:
+            raise ValueError("not a valid e-mail address")
+        return checked.address
+
+
+class ReconcileRequest(BaseModel):
+    """Optional body of the `reconcile` function.
+
+    Cloud Scheduler posts `{"trigger": "scheduler"}` (infra/terraform/modules/shop/
+    scheduler.tf; tests/integration/test_scheduled_and_queued_calls.py sends exactly that body);
+    a person may post `{"days": N}` to look further back. `trigger` only names the caller
+    and changes nothing; any other field (or another trigger) is refused, so a typo such
+    as `{"day": 7}` is a 400 rather than a silently ignored option.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    days: int | None = Field(default=None, ge=1, le=30, strict=True)
+    trigger: Literal["scheduler"] | None = None
