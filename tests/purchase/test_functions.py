@@ -5,6 +5,9 @@ library talking to the local Stripe double and Google's Firestore emulator behin
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +24,9 @@ from werkzeug.serving import make_server
 from commerce.bootstrap import Container, use_container
 from commerce.domain.models import EmailJobState, LicenseStatus
 from commerce.domain.orders import OrderState
+from commerce.purchase import gateway
 from commerce.purchase.fulfillment import fulfillment_job_id
+from commerce.purchase.gateway import StripeGateway
 from commerce.secrets import EnvSecrets
 from emulators.stripe_setup import client_for, ensure_catalog
 from tests.purchase import stripe_events as se
@@ -709,3 +714,86 @@ def test_the_reconcile_command_prints_what_it_repaired(container, double):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["repaired_sessions"] == [paid_id]  # the banner is on stderr
     assert order_of(container, paid_id).state is OrderState.FULFILLED
+
+
+def test_reconcile_reads_every_page_of_stripes_lists(container, double, monkeypatch):
+    paid = [start_checkout(email=f"page{n}@example.com")["id"] for n in range(5)]
+    for session_id in paid:
+        double.control(f"sessions/{session_id}/pay", outcome="paid")  # nobody listens
+    for session_id in paid[:3]:
+        double.control(f"sessions/{session_id}/refund")  # charge.refunded: missed
+    asked: list[dict[str, Any]] = []
+    call = StripeGateway._call
+
+    def counted(self: StripeGateway, method: str, path: str, params: Any = None, **kw: Any) -> Any:
+        asked.append({"path": path, **(params or {})})
+        return call(self, method, path, params, **kw)
+
+    monkeypatch.setattr(StripeGateway, "_call", counted)
+    monkeypatch.setattr(gateway, "LIST_PAGE_SIZE", 2)
+
+    report = client_of("reconcile").post("/", json={}).get_json()
+
+    assert (report["examined"], report["paid"], report["blocked"]) == (5, 5, 3)
+    assert report["repaired"] == 2
+    assert report["refunds_examined"] == 3
+    session_pages = [a for a in asked if a["path"] == "/v1/checkout/sessions" and "created" in a]
+    assert [page.get("starting_after") is None for page in session_pages] == [True, False, False]
+    assert all(page["limit"] == 2 for page in session_pages)
+    assert len([a for a in asked if a["path"] == "/v1/refunds"]) == 2
+
+
+_GATEWAY_PROBE = """
+import json, sys
+from commerce.purchase.gateway import StripeGateway
+from commerce.secrets import EnvSecrets
+from datetime import UTC, datetime, timedelta
+api_base, key, price, watched = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(",")
+gw = StripeGateway(EnvSecrets({"STRIPE_SECRET_KEY": key}), api_base)
+created = gw.create_checkout_session({
+    "mode": "payment", "line_items": [{"price": price, "quantity": 1}],
+    "success_url": "http://shop.test/ok", "cancel_url": "http://shop.test/no",
+}, "probe-key-0001")
+since = datetime.now(UTC) - timedelta(days=1)
+answers = {
+    "created": created["object"],
+    "retrieved": gw.session_with_line_items(created["id"])["line_items"]["object"],
+    "unknown": gw.session_with_line_items("cs_test_never_created"),
+    "listed": [s["id"] for s in gw.sessions_created_since(since)].count(created["id"]),
+    "refunds": list(gw.refunds_created_since(since)),
+    "disputes": list(gw.disputes_created_since(since)),
+}
+print(json.dumps({"answers": answers, "loaded": [m for m in watched if m in sys.modules]}))
+"""
+_RESOURCE_MODULES = (
+    "stripe.checkout._session",
+    "stripe._refund",
+    "stripe._dispute",
+    "stripe._charge",
+    "stripe._payment_intent",
+    "stripe._line_item",
+)
+
+
+def test_the_gateway_answers_plain_json_without_loading_stripes_resource_classes(double, price_id):
+    """Fresh interpreter: the calls go through the official client (its transport,
+    retries and errors) but never build its typed objects, whose modules are the largest
+    part of `stripe` at a cold start (docs/performance.md, "Cold start")."""
+    result = subprocess.run(
+        [sys.executable, "-c", _GATEWAY_PROBE, double.url, STRIPE_KEY, price_id,
+         ",".join(_RESOURCE_MODULES)],
+        capture_output=True, text=True, timeout=120, cwd=REPO, check=False,
+        env={**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'shared'}"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert outcome["answers"] == {
+        "created": "checkout.session",
+        "retrieved": "list",
+        "unknown": None,
+        "listed": 1,
+        "refunds": [],
+        "disputes": [],
+    }
+    assert outcome["loaded"] == []

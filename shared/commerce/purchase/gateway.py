@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote_plus
 
 import stripe
 
@@ -35,6 +36,12 @@ STRIPE_ATTEMPT_SECONDS = 5.0
 STRIPE_NETWORK_RETRIES = 2  # safe: every POST carries an idempotency key
 # No retry with less than this left of the budget (the library pauses 0.5-1 s first).
 STRIPE_RETRY_MIN_SECONDS = 2.0
+LIST_PAGE_SIZE = 100  # Stripe's largest page
+# Keyword arguments `StripeClient.raw_request` takes for itself, never as parameters.
+_RAW_REQUEST_KEYS = frozenset({
+    "api_key", "stripe_version", "stripe_account", "stripe_context", "max_network_retries",
+    "idempotency_key", "content_type", "headers", "base", "usage",
+})  # fmt: skip
 _log = get_logger("commerce.purchase.gateway")
 
 
@@ -159,19 +166,61 @@ class StripeGateway:
                 )
             return self._client
 
+    def _call(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """One call through the official client's `raw_request`: the library's transport,
+        authentication, retries, idempotency keys and errors (a refusal raises the same
+        `StripeError` as its typed services), answered as the JSON Stripe sent.
+
+        Not the typed services (`client.v1...`): they turn each answer into the
+        resource's class, and the first answer of a kind imports that class's module
+        (`stripe.checkout._session` alone is about 15 ms of CPU at a cold start, the
+        largest part of `stripe` that checkout, the webhook and reconcile loaded), only
+        for `to_dict()` to turn it back into the JSON this adapter hands on."""
+        fields = dict(params or {})
+        if _RAW_REQUEST_KEYS & fields.keys():
+            raise ValueError(
+                f"parameter names the library reserves: {_RAW_REQUEST_KEYS & fields.keys()}"
+            )
+        if idempotency_key:
+            fields["idempotency_key"] = idempotency_key
+        answer = self.client.raw_request(method, path, **fields)
+        data = answer.data
+        if not isinstance(data, dict):
+            raise stripe.APIError("Stripe answered with something other than a JSON object.")
+        return data
+
+    def _pages(self, path: str, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every item of a list, page after page (`starting_after` the last item, as
+        the library's `auto_paging_iter` does)."""
+        query = {**params, "limit": LIST_PAGE_SIZE}
+        while True:
+            page = self._call("get", path, query)
+            items = page.get("data")
+            if not isinstance(items, list):
+                raise stripe.APIError("Stripe answered a list without its data.")
+            yield from items
+            if not (page.get("has_more") is True and items and isinstance(items[-1], dict)):
+                return
+            query = {**query, "starting_after": items[-1].get("id")}
+
     def create_checkout_session(
         self, params: Mapping[str, Any], idempotency_key: str | None
     ) -> dict[str, Any]:
         """Create a session; without a key of ours the library still sends one of its
         own per call (it does so for every POST), so its retries stay safe."""
         try:
-            session = self.client.v1.checkout.sessions.create(
-                params=dict(params),  # type: ignore[arg-type]
-                options={"idempotency_key": idempotency_key} if idempotency_key else {},
+            return self._call(
+                "post", "/v1/checkout/sessions", params, idempotency_key=idempotency_key
             )
         except stripe.StripeError as exc:
             raise _provider_error(exc, "checkout.sessions.create") from None
-        return session.to_dict()
 
     @property
     def livemode(self) -> bool:
@@ -183,8 +232,8 @@ class StripeGateway:
         """The session as Stripe knows it, line items expanded; None when Stripe never
         created it (404). Any other failure raises PaymentProviderError."""
         try:
-            session = self.client.v1.checkout.sessions.retrieve(
-                session_id, params={"expand": ["line_items"]}
+            return self._call(
+                "get", f"/v1/checkout/sessions/{_path_id(session_id)}", {"expand": ["line_items"]}
             )
         except stripe.InvalidRequestError as exc:
             if exc.http_status == 404:
@@ -196,74 +245,67 @@ class StripeGateway:
             raise _provider_error(exc, "checkout.sessions.retrieve") from None
         except stripe.StripeError as exc:
             raise _provider_error(exc, "checkout.sessions.retrieve") from None
-        return session.to_dict()
 
     def payment_intent_with_charge(self, payment_intent_id: str) -> dict[str, Any]:
         """The PaymentIntent with its latest charge expanded (refund state before fulfilling)."""
         try:
-            intent = self.client.v1.payment_intents.retrieve(
-                payment_intent_id, params={"expand": ["latest_charge"]}
+            return self._call(
+                "get",
+                f"/v1/payment_intents/{_path_id(payment_intent_id)}",
+                {"expand": ["latest_charge"]},
             )
         except stripe.StripeError as exc:
             raise _provider_error(exc, "payment_intents.retrieve") from None
-        return intent.to_dict()
 
     def retrieve_charge(self, charge_id: str) -> dict[str, Any]:
         try:
-            charge = self.client.v1.charges.retrieve(charge_id)
+            return self._call("get", f"/v1/charges/{_path_id(charge_id)}")
         except stripe.StripeError as exc:
             raise _provider_error(exc, "charges.retrieve") from None
-        return charge.to_dict()
 
     def refunds_created_since(self, since: datetime) -> Iterator[dict[str, Any]]:
         """Every refund created at or after `since`, its charge expanded (all pages)."""
         try:
-            page = self.client.v1.refunds.list(
-                params={
-                    "created": {"gte": int(since.timestamp())},
-                    "limit": 100,
-                    "expand": ["data.charge"],
-                }
+            yield from self._pages(
+                "/v1/refunds",
+                {"created": {"gte": int(since.timestamp())}, "expand": ["data.charge"]},
             )
-            for refund in page.auto_paging_iter():
-                yield refund.to_dict()
         except stripe.StripeError as exc:
             raise _provider_error(exc, "refunds.list") from None
 
     def disputes_created_since(self, since: datetime) -> Iterator[dict[str, Any]]:
         """Every dispute created at or after `since` (all pages)."""
         try:
-            page = self.client.v1.disputes.list(
-                params={"created": {"gte": int(since.timestamp())}, "limit": 100}
-            )
-            for dispute in page.auto_paging_iter():
-                yield dispute.to_dict()
+            yield from self._pages("/v1/disputes", {"created": {"gte": int(since.timestamp())}})
         except stripe.StripeError as exc:
             raise _provider_error(exc, "disputes.list") from None
 
     def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
         try:
-            session = self.client.v1.checkout.sessions.retrieve(session_id)
+            return self._call("get", f"/v1/checkout/sessions/{_path_id(session_id)}")
         except stripe.StripeError as exc:
             raise _provider_error(exc, "checkout.sessions.retrieve") from None
-        return session.to_dict()
 
     def sessions_for_payment_intent(self, payment_intent_id: str) -> list[dict[str, Any]]:
         try:
-            page = self.client.v1.checkout.sessions.list(
-                params={"payment_intent": payment_intent_id, "limit": 3}
+            page = self._call(
+                "get", "/v1/checkout/sessions", {"payment_intent": payment_intent_id, "limit": 3}
             )
         except stripe.StripeError as exc:
             raise _provider_error(exc, "checkout.sessions.list") from None
-        return [session.to_dict() for session in page.data]
+        items = page.get("data")
+        return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
     def sessions_created_since(self, since: datetime) -> Iterator[dict[str, Any]]:
         """Every Checkout Session created at or after `since`, newest first (all pages)."""
         try:
-            page = self.client.v1.checkout.sessions.list(
-                params={"created": {"gte": int(since.timestamp())}, "limit": 100}
+            yield from self._pages(
+                "/v1/checkout/sessions", {"created": {"gte": int(since.timestamp())}}
             )
-            for session in page.auto_paging_iter():
-                yield session.to_dict()
         except stripe.StripeError as exc:
             raise _provider_error(exc, "checkout.sessions.list") from None
+
+
+def _path_id(object_id: str) -> str:
+    """An id as one path segment (what the library's typed services send)."""
+    return quote_plus(object_id)
