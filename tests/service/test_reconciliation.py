@@ -13,6 +13,7 @@ from commerce.bootstrap import Container
 from commerce.domain.ids import license_id_for
 from commerce.domain.models import License, LicenseStatus
 from commerce.domain.orders import OrderState
+from commerce.errors import TransientFailure
 from commerce.purchase import reconciliation
 from commerce.purchase.schemas import Outcome
 from commerce.repositories.memory import MemoryStorage, _MemoryCollection
@@ -205,3 +206,41 @@ def test_the_orders_of_listed_paid_sessions_are_read_a_page_at_a_time(
     assert order_reads[:2] == [("get_many", paid_ids), ("get_many", [missed["id"]])]
     assert (report.examined, report.paid, report.already_fulfilled, report.repaired) == (6, 4, 3, 1)
     assert state_of(storage, missed["id"]) is OrderState.FULFILLED
+
+
+@pytest.mark.parametrize("busy_attempts", [1, 2])
+def test_a_refund_that_meets_contention_is_tried_again_at_the_end_of_the_run(
+    container: Container,
+    deliver: Any,
+    stub_sessions: StubSessions,
+    storage: MemoryStorage,
+    monkeypatch: pytest.MonkeyPatch,
+    busy_attempts: int,
+) -> None:
+    first, second = fulfilled(deliver), fulfilled(deliver)
+    busy_charge = refunded_charge(stub_sessions, first)
+    other_charge = refunded_charge(stub_sessions, second)
+    apply = container.webhook_service.apply
+    attempts: list[str] = []
+
+    def contended(ledger_id: str, event_type: str, obj: Any) -> Any:
+        attempts.append(str(obj.get("id")))
+        busy = obj.get("id") == busy_charge["id"]
+        if busy and attempts.count(busy_charge["id"]) <= busy_attempts:
+            raise TransientFailure("storage is busy; please retry")
+        return apply(ledger_id, event_type, obj)
+
+    monkeypatch.setattr(container.webhook_service, "apply", contended)
+
+    report = container.reconciler.run(days=3)
+
+    # the busy one is tried again after the others, once
+    assert attempts == [busy_charge["id"], other_charge["id"], busy_charge["id"]]
+    assert report.refunds_examined == 2
+    if busy_attempts == 1:
+        assert (report.refunds_applied, report.failed) == (2, 0)
+        assert state_of(storage, first["id"]) is OrderState.REFUNDED
+    else:
+        assert (report.refunds_applied, report.failed) == (1, 1)
+        assert state_of(storage, first["id"]) is OrderState.FULFILLED  # the next run's
+    assert state_of(storage, second["id"]) is OrderState.REFUNDED

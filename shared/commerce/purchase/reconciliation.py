@@ -18,6 +18,11 @@ keeps Checkout Sessions that long):
    `charge.dispute.created`, a decided one as `charge.dispute.closed`, ledger id
    `reconcile:dispute:<dispute id>:<status>`.
 
+An object whose attempt fails transiently (storage contention, as when the webhook
+applies the same object at that moment; Stripe unreachable) is tried once more at the
+end of the run; a second failure, or any other, is counted in `failed` and logged
+(`reconcile.failed`), and the next run tries again.
+
 Exactly once, also when reconciliation races the webhook: a session's fulfillment
 reads the order and license it may create, so of two concurrent fulfillments (event id
 and `reconcile:` ledger id) the loser re-runs and finds the license; a refund or
@@ -29,8 +34,9 @@ its creation (disputes are listed by creation time).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from commerce.clock import Clock
@@ -40,7 +46,7 @@ from commerce.domain.ids import (
     reconcile_refund_ledger_id,
 )
 from commerce.domain.orders import OrderState
-from commerce.errors import CommerceError
+from commerce.errors import CommerceError, TransientFailure
 from commerce.logs import get_logger
 from commerce.purchase.fulfillment import Fulfillment
 from commerce.purchase.gateway import StripeGateway
@@ -60,6 +66,8 @@ if TYPE_CHECKING:
     from commerce.domain.models import Order
 
 RECONCILE_EVENT_TYPE = "reconcile"
+# Work put off to the end of a run: objects whose first attempt failed transiently.
+Later = list[Callable[[], None]]
 # Orders read per round trip: one page of Stripe's list (its largest `limit`).
 ORDER_READ_BATCH = 100
 _log = get_logger("commerce.purchase.reconciliation")
@@ -107,12 +115,17 @@ class Reconciler:
         days = days or self.default_days
         report = ReconcileReport(days=days)
         since = self.clock.now() - timedelta(days=days)
+        later: Later = []
         for page in _pages(self.gateway.sessions_created_since(since), ORDER_READ_BATCH):
-            self._sessions(page, report)
+            self._sessions(page, report, later)
         for refund in self.gateway.refunds_created_since(since):
-            self._refund(refund, report)
+            report.refunds_examined += 1
+            self._refund(refund, report, later)
         for dispute in self.gateway.disputes_created_since(since):
-            self._dispute(dispute, report)
+            report.disputes_examined += 1
+            self._dispute(dispute, report, later)
+        for again in later:  # the second and last attempt: a failure now is counted
+            again()
         if report.repaired:
             _log.warning(
                 "reconciliation fulfilled %d paid session(s) that had no order",
@@ -135,7 +148,9 @@ class Reconciler:
         return report
 
     # -- 1. sessions -------------------------------------------------------------------
-    def _sessions(self, page: list[Mapping[str, Any]], report: ReconcileReport) -> None:
+    def _sessions(
+        self, page: list[Mapping[str, Any]], report: ReconcileReport, later: Later
+    ) -> None:
         """A page of listed sessions: the orders of its paid ones of ours are read in one
         batch (one round trip per page instead of one per session), then each is settled."""
         paid: list[tuple[SessionFacts, Mapping[str, Any]]] = []
@@ -151,7 +166,7 @@ class Reconciler:
             found = uow.orders.get_many([session.id for session, _ in paid])
         orders = {order.id: order for order in found}
         for session, raw in paid:
-            self._session(session, raw, orders.get(session.id), report)
+            self._session(session, raw, orders.get(session.id), report, later)
 
     def _session(
         self,
@@ -159,6 +174,7 @@ class Reconciler:
         raw: Mapping[str, Any],
         order: Order | None,
         report: ReconcileReport,
+        later: Later | None,
     ) -> None:
         settled = _SETTLED.get(order.state) if order is not None else None
         if settled is not None:
@@ -176,7 +192,8 @@ class Reconciler:
                 reported=raw,
             )
         except CommerceError as error:
-            self._failed(report, session.id, error)
+            again = partial(self._session, session, raw, order, report, None)
+            self._failed(report, session.id, error, later, again)
             return
         if change.outcome is Outcome.FULFILLED:
             report.repaired += 1
@@ -202,15 +219,17 @@ class Reconciler:
         return True
 
     # -- 2. refunds --------------------------------------------------------------------
-    def _refund(self, refund: Mapping[str, Any], report: ReconcileReport) -> None:
-        report.refunds_examined += 1
+    def _refund(
+        self, refund: Mapping[str, Any], report: ReconcileReport, later: Later | None
+    ) -> None:
         charge = refund.get("charge")
         if not isinstance(charge, Mapping):  # not expanded: cannot happen with our list call
             return
         try:
             change = self._apply_refund(charge)
         except CommerceError as error:
-            self._failed(report, str(charge.get("id")), error)
+            again = partial(self._refund, refund, report, None)
+            self._failed(report, str(charge.get("id")), error, later, again)
             return
         self._count(report, change, "refunds_applied", charge.get("id"))
 
@@ -229,8 +248,9 @@ class Reconciler:
         return self.webhook.apply(ledger_id, event_type, obj)
 
     # -- 3. disputes -------------------------------------------------------------------
-    def _dispute(self, dispute: Mapping[str, Any], report: ReconcileReport) -> None:
-        report.disputes_examined += 1
+    def _dispute(
+        self, dispute: Mapping[str, Any], report: ReconcileReport, later: Later | None
+    ) -> None:
         status = str(dispute.get("status", ""))
         decided = status == "lost" or status in DISPUTE_WON_STATUSES
         event_type = DISPUTE_CLOSED if decided else DISPUTE_CREATED
@@ -238,7 +258,8 @@ class Reconciler:
         try:
             change = self._apply(ledger_id, event_type, dispute)
         except CommerceError as error:
-            self._failed(report, str(dispute.get("id")), error)
+            again = partial(self._dispute, dispute, report, None)
+            self._failed(report, str(dispute.get("id")), error, later, again)
             return
         self._count(report, change, "disputes_applied", dispute.get("id"))
 
@@ -250,7 +271,23 @@ class Reconciler:
             report.applied.append(f"{object_id}:{change.outcome.value}")
 
     @staticmethod
-    def _failed(report: ReconcileReport, object_id: str, error: CommerceError) -> None:
+    def _failed(
+        report: ReconcileReport,
+        object_id: str,
+        error: CommerceError,
+        later: Later | None,
+        again: Callable[[], None],
+    ) -> None:
+        """A transient failure (storage contention, e.g. the webhook applying the same
+        object at that moment; Stripe unreachable) is tried once more at the end of the
+        run; any other failure, or the second one, is counted and logged."""
+        if later is not None and isinstance(error, TransientFailure):
+            _log.info(
+                "reconciliation will try a Stripe object again at the end of the run",
+                extra={"event": "reconcile.deferred", "object_id": object_id, "code": error.code},
+            )
+            later.append(again)
+            return
         report.failed += 1
         _log.error(
             "reconciliation could not apply a Stripe object",
