@@ -70,6 +70,39 @@ FINGERPRINT = "cold-start-machine-" + "ab" * 16
 
 # Written into docs/performance.md under the table; the table is the latest run.
 HISTORY = """\
+**Issue 15, session 6 (2026-12-01).** What changed:
+
+- **The Stripe adapter no longer builds the library's typed objects.** Every call in
+  `commerce.purchase.gateway` goes through `StripeClient.raw_request` (the official
+  client's transport, authentication, retries, idempotency keys and errors) and hands
+  on the JSON Stripe sent. The typed services (`client.v1...`) turned each answer into
+  its resource class, and the first answer of a kind imported that class's module
+  (`stripe.checkout._session` 10 ms of CPU; refunds, disputes, charges and
+  PaymentIntents 23 ms together) only for `to_dict()` to turn it back into JSON. Lists
+  page with `starting_after`, as `auto_paging_iter` did (tests/purchase/
+  test_functions.py: every page read against the double; no resource class module in
+  a fresh interpreter after every kind of call).
+- The checkout and reconcile bodies (pydantic models) moved to `purchase.requests`, so
+  the webhook, which parses neither, no longer builds them.
+- Reconcile reads the orders of a page of listed paid sessions in one batch (one round
+  trip per 100 sessions instead of one per session), and tries an object whose attempt
+  failed transiently once more at the end of the run.
+- **The first requests changed, to be the real ones.** Checkout's now sends what the
+  storefront sends on Buy (`site/assets/site.js` and the plain form: the language and
+  a fresh click id). It used to send an e-mail address, which the storefront never
+  does (Stripe's page asks the buyer), and that loaded email-validator (14 ms of CPU)
+  on a path no buyer takes; API callers that prefill an address still pay it. The
+  webhook's was a `checkout.session.completed` for a session Stripe never made: the
+  function asked Stripe, got a 404 and recorded a rejection. It is now the double's own
+  event for a session made there as checkout makes it and paid (`paid_sessions()`), so
+  the measured start verifies the session with Stripe and fulfils it: a license, a
+  link, an e-mail job, and the Cloud Tasks client for the e-mail (now in that
+  function's baseline too, which imports the Google clients the first request loads).
+  Reconcile's first request then lists those paid sessions with checkout's open ones
+  and reads their orders, where before it listed only unpaid sessions and read
+  nothing. The real webhook start is the heavier one, so that function's ratio is not
+  comparable with session 5's.
+
 **Issue 15, session 5 (2026-12-01).** What changed, and what the side columns show:
 
 - **The cyclic garbage collector was the largest single part of both sides' cold
