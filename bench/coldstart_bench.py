@@ -29,11 +29,11 @@ Every process is stopped by its PID.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import logging
 import os
 import resource
+import secrets
 import signal
 import statistics
 import subprocess
@@ -275,8 +275,7 @@ def _checkout(seeded: Seeded, run: int) -> Request:
     """What the storefront sends on Buy (site/assets/site.js, and the plain form's fields):
     its language and a fresh per-click id. No e-mail: Stripe's page asks the buyer for it;
     `email` is an option for other callers of the API (they also load email-validator)."""
-    click_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
-    return Request("POST", "/", _json({"locale": "en", "click_id": click_id}))
+    return Request("POST", "/", _json({"locale": "en", "click_id": secrets.token_urlsafe(16)}))
 
 
 def _validate(seeded: Seeded, run: int) -> Request:

@@ -68,7 +68,7 @@ if TYPE_CHECKING:
 RECONCILE_EVENT_TYPE = "reconcile"
 # Work put off to the end of a run: objects whose first attempt failed transiently.
 Later = list[Callable[[], None]]
-# Orders read per round trip: one page of Stripe's list (its largest `limit`).
+# Orders read per round trip (the listed sessions are taken this many at a time).
 ORDER_READ_BATCH = 100
 _log = get_logger("commerce.purchase.reconciliation")
 _SETTLED = {
@@ -116,8 +116,8 @@ class Reconciler:
         report = ReconcileReport(days=days)
         since = self.clock.now() - timedelta(days=days)
         later: Later = []
-        for page in _pages(self.gateway.sessions_created_since(since), ORDER_READ_BATCH):
-            self._sessions(page, report, later)
+        for batch in _batches(self.gateway.sessions_created_since(since), ORDER_READ_BATCH):
+            self._sessions(batch, report, later)
         for refund in self.gateway.refunds_created_since(since):
             report.refunds_examined += 1
             self._refund(refund, report, later)
@@ -149,12 +149,13 @@ class Reconciler:
 
     # -- 1. sessions -------------------------------------------------------------------
     def _sessions(
-        self, page: list[Mapping[str, Any]], report: ReconcileReport, later: Later
+        self, batch: list[Mapping[str, Any]], report: ReconcileReport, later: Later
     ) -> None:
-        """A page of listed sessions: the orders of its paid ones of ours are read in one
-        batch (one round trip per page instead of one per session), then each is settled."""
+        """Listed sessions, a batch at a time: the orders of the paid ones of ours are read
+        together (one round trip per batch instead of one per session), then each is
+        settled."""
         paid: list[tuple[SessionFacts, Mapping[str, Any]]] = []
-        for raw in page:
+        for raw in batch:
             report.examined += 1
             session = SessionFacts.from_stripe(raw)
             if self.fulfillment.is_our_session(session) and session.is_complete_and_paid:
@@ -295,15 +296,16 @@ class Reconciler:
         )
 
 
-def _pages(items: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:
-    page: list[Mapping[str, Any]] = []
+def _batches(items: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:
+    """`items` in lists of `size` (the last one shorter), as they arrive."""
+    batch: list[Mapping[str, Any]] = []
     for item in items:
-        page.append(item)
-        if len(page) == size:
-            yield page
-            page = []
-    if page:
-        yield page
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _amount(value: object) -> int:
