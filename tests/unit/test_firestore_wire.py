@@ -21,6 +21,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.types import CommitRequest, CommitResponse
 
+from commerce.repositories import firestore_wire
 from commerce.repositories.firestore_wire import ReadBegunTransaction, decode
 from tests.support.firestore_samples import AT, SAMPLES
 
@@ -159,3 +160,13 @@ def test_only_the_wire_module_uses_private_firestore_names() -> None:
     ]
     assert offenders == []
     assert PRIVATE.search(WIRE.read_text())  # the pattern does find them where they are
+
+
+def test_contention_pauses_are_random_and_grow_to_the_cap() -> None:
+    """Two transactions aborted together must not retry together (lock step)."""
+    for attempt in range(2, 12):
+        ceiling = min(firestore_wire.BACKOFF_CAP, firestore_wire.BACKOFF_BASE * 2 ** (attempt - 1))
+        pauses = {firestore_wire.contention_pause(attempt) for _ in range(50)}
+        assert all(0 <= pause <= ceiling for pause in pauses)
+        assert len(pauses) > 40  # not one shared value
+    assert firestore_wire.BACKOFF_BASE * 2**10 > firestore_wire.BACKOFF_CAP  # the cap is reached

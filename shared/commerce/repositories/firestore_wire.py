@@ -30,7 +30,9 @@ requirements.txt).
 from __future__ import annotations
 
 import contextlib
+import random
 import re
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -66,13 +68,16 @@ def run_transaction(
 
     Pessimistic, like the library's `@transactional`: every document read is locked
     until commit; on contention (Aborted, from a read or the commit) the whole of
-    `work` runs again in a transaction that keeps the first attempt's place in line
-    (`retry_transaction`). Contention that outlasts the attempts, or a busy store,
-    becomes TransientFailure (HTTP 503), so a webhook or task delivery is retried by
-    its sender rather than half-applied. Any other error rolls back and propagates.
+    `work` runs again, after `contention_pause`, in a transaction that keeps the first
+    attempt's place in line (`retry_transaction`). Contention that outlasts the
+    attempts, or a busy store, becomes TransientFailure (HTTP 503), so a webhook or task
+    delivery is retried by its sender rather than half-applied. Any other error rolls
+    back and propagates.
     """
     retry_id: bytes | None = None
-    for _ in range(max_attempts):
+    for attempt in range(1, max_attempts + 1):
+        if attempt > 1:
+            time.sleep(contention_pause(attempt))
         tx = ReadBegunTransaction(db, retry_id)
         try:
             result = work(tx)
@@ -90,6 +95,23 @@ def run_transaction(
             raise translated(exc) from exc
         return result
     raise TransientFailure("storage is busy; please retry")
+
+
+# The jitter's own generator: the process-wide `random` state is the application's
+# (and a test framework's) to seed and to watch, not ours to advance from any thread.
+_JITTER = random.Random()  # noqa: S311 (jitter, not a secret)
+BACKOFF_BASE = 0.02
+BACKOFF_CAP = 1.0
+
+
+def contention_pause(attempt: int) -> float:
+    """Seconds to wait before attempt `attempt` (2, 3, ...) of a transaction that met
+    contention: a random pause of up to BACKOFF_BASE * 2**(attempt - 1), at most
+    BACKOFF_CAP ("full jitter"). Both runners (`run_transaction`, the unit of work)
+    pause: two transactions aborted together that retried at once met again, lock
+    step after lock step (the emulator ends such a pair only by its 2 s lock timeout,
+    both at once)."""
+    return _JITTER.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
 
 
 def translated(exc: BaseException) -> BaseException:

@@ -14,7 +14,6 @@ the documents are encoded exactly as everywhere else.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -39,6 +38,7 @@ from commerce.repositories.collections import (
 )
 from commerce.repositories.firestore_wire import (
     ReadBegunTransaction,
+    contention_pause,
     document_path,
     read_documents,
     translated,
@@ -58,18 +58,12 @@ T = TypeVar("T")
 R = TypeVar("R")
 _log = get_logger("commerce.repositories.unit_of_work")
 
-# The jitter's own generator: the process-wide `random` state is the application's
-# (and a test framework's) to seed and to watch, not ours to advance from any thread.
-_JITTER = random.Random()  # noqa: S311 (jitter, not a secret)
-
 # Contention retries: up to MAX_ATTEMPTS transactions within RETRY_BUDGET seconds, each
-# retry after a random pause of up to BACKOFF_BASE * 2**n seconds (capped at
-# BACKOFF_CAP; "full jitter"), so many requests for one document (16 activations of
-# one license at once) spread out instead of aborting each other in lock step. The
-# budget keeps a busy store's 503 well inside the functions' timeouts.
+# retry after `firestore_wire.contention_pause` (jittered, growing), so many requests
+# for one document (16 activations of one license at once) spread out instead of
+# aborting each other in lock step. The budget keeps a busy store's 503 well inside the
+# functions' timeouts.
 MAX_ATTEMPTS = 25
-BACKOFF_BASE = 0.02
-BACKOFF_CAP = 1.0
 RETRY_BUDGET = 8.0
 
 
@@ -217,8 +211,7 @@ class FirestoreUnitOfWork(UnitOfWork):
         last_error = ""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if attempt > 1:
-                ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
-                pause = _JITTER.uniform(0, ceiling)
+                pause = contention_pause(attempt)
                 if time.monotonic() - started + pause > RETRY_BUDGET:
                     break
                 time.sleep(pause)
