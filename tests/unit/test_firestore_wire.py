@@ -170,3 +170,14 @@ def test_contention_pauses_are_random_and_grow_to_the_cap() -> None:
         assert all(0 <= pause <= ceiling for pause in pauses)
         assert len(pauses) > 40  # not one shared value
     assert firestore_wire.BACKOFF_BASE * 2**10 > firestore_wire.BACKOFF_CAP  # the cap is reached
+
+
+def test_after_an_attempt_held_on_locks_the_pause_spreads_up_to_the_cap() -> None:
+    """Two transactions both timed out on each other's locks restart together: their
+    second attempts must start further apart than one transaction lasts."""
+    held = firestore_wire.LOCK_WAIT_SECONDS
+    pauses = [firestore_wire.contention_pause(2, held) for _ in range(400)]
+    assert all(0 <= pause <= firestore_wire.BACKOFF_CAP for pause in pauses)
+    assert max(pauses) > 0.5 > min(pauses)  # attempt 2 alone would stay under 0.04 s
+    quick = [firestore_wire.contention_pause(2, held / 10) for _ in range(400)]
+    assert max(quick) <= firestore_wire.BACKOFF_BASE * 2

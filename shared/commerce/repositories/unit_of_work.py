@@ -209,12 +209,14 @@ class FirestoreUnitOfWork(UnitOfWork):
         started = time.monotonic()
         attempt = 0
         last_error = ""
+        held = 0.0  # how long the last aborted attempt took
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if attempt > 1:
-                pause = contention_pause(attempt)
+                pause = contention_pause(attempt, held)
                 if time.monotonic() - started + pause > RETRY_BUDGET:
                     break
                 time.sleep(pause)
+            begun = time.monotonic()
             self.committed = False
             self._start()
             tx = self._tx
@@ -231,6 +233,7 @@ class FirestoreUnitOfWork(UnitOfWork):
                 tx.forget()
                 self._end()
                 last_error = str(exc.message)[:200]
+                held = time.monotonic() - begun
                 continue
             except BaseException as exc:
                 tx.abandon()
