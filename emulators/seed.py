@@ -36,13 +36,13 @@ def main(root: Path = REPO_ROOT) -> int:
     os.environ["FIRESTORE_EMULATOR_HOST"] = host
 
     from commerce.grants import download_link
-    from commerce.repositories import (
+    from commerce.repositories.base import new_firestore_client
+    from commerce.repositories.collections import (
         CustomerRepository,
         DownloadTokenRepository,
         EmailJobRepository,
         LicenseRepository,
         OrderRepository,
-        new_firestore_client,
     )
     from tests.support import factories
 

@@ -92,7 +92,7 @@ def stripe_webhook(request: flask.Request) -> flask.Response:
 @endpoint(methods=["POST"], budget=_reconcile_budget)
 def reconcile(request: flask.Request) -> flask.Response:
     """Cloud Scheduler: fulfil paid sessions of the last N days that have no order."""
-    from commerce.purchase.requests import ReconcileRequest
+    from commerce.purchase.reconciliation import ReconcileRequest
 
     body = parse_body(request, ReconcileRequest)
     report = get_container().reconciler.run(body.days)

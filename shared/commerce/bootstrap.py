@@ -46,16 +46,16 @@ if TYPE_CHECKING:
     from commerce.ratelimit import RateLimiter
     from commerce.releases.repository import ReleaseStore
     from commerce.releases.service import Publisher
-    from commerce.repositories import (
+    from commerce.repositories.collections import (
         AuditLogRepository,
         CustomerRepository,
         DownloadTokenRepository,
         EmailJobRepository,
         LicenseRepository,
         OrderRepository,
-        RateLimitRepository,
         WebhookEventRepository,
     )
+    from commerce.repositories.rate_limits import RateLimitRepository
     from commerce.rotation import PepperRotation
     from commerce.signing import Signer
     from commerce.storefront.order_status import OrderStatusService
@@ -84,7 +84,7 @@ class Container:
     # -- storage ---------------------------------------------------------------------
     @cached_property
     def db(self) -> firestore.Client:
-        from commerce.repositories import new_firestore_client
+        from commerce.repositories.base import new_firestore_client
 
         return new_firestore_client(self.settings.gcp_project)
 
@@ -107,49 +107,49 @@ class Container:
 
     @cached_property
     def orders(self) -> OrderRepository:
-        from commerce.repositories import OrderRepository
+        from commerce.repositories.collections import OrderRepository
 
         return OrderRepository(self.db)
 
     @cached_property
     def customers(self) -> CustomerRepository:
-        from commerce.repositories import CustomerRepository
+        from commerce.repositories.collections import CustomerRepository
 
         return CustomerRepository(self.db)
 
     @cached_property
     def licenses(self) -> LicenseRepository:
-        from commerce.repositories import LicenseRepository
+        from commerce.repositories.collections import LicenseRepository
 
         return LicenseRepository(self.db)
 
     @cached_property
     def download_tokens(self) -> DownloadTokenRepository:
-        from commerce.repositories import DownloadTokenRepository
+        from commerce.repositories.collections import DownloadTokenRepository
 
         return DownloadTokenRepository(self.db)
 
     @cached_property
     def webhook_events(self) -> WebhookEventRepository:
-        from commerce.repositories import WebhookEventRepository
+        from commerce.repositories.collections import WebhookEventRepository
 
         return WebhookEventRepository(self.db)
 
     @cached_property
     def email_jobs(self) -> EmailJobRepository:
-        from commerce.repositories import EmailJobRepository
+        from commerce.repositories.collections import EmailJobRepository
 
         return EmailJobRepository(self.db)
 
     @cached_property
     def audit_log(self) -> AuditLogRepository:
-        from commerce.repositories import AuditLogRepository
+        from commerce.repositories.collections import AuditLogRepository
 
         return AuditLogRepository(self.db)
 
     @cached_property
     def rate_limits(self) -> RateLimitRepository:
-        from commerce.repositories import RateLimitRepository
+        from commerce.repositories.rate_limits import RateLimitRepository
 
         return RateLimitRepository(self.db)
 
@@ -266,15 +266,14 @@ class Container:
 
     @cached_property
     def reconciler(self) -> Reconciler:
-        from commerce.purchase.reconciliation import Reconciler
+        from commerce.purchase.reconciliation import Reconciler, Repair
 
         return Reconciler(
             gateway=self.stripe_gateway,
-            fulfillment=self.fulfillment,
-            paid_sessions=self.paid_sessions,
-            webhook=self.webhook_service,
+            repair=lambda: Repair(self.fulfillment, self.paid_sessions, self.webhook_service),
             storage=self.storage,
             clock=self.clock,
+            product_id=self.settings.product_id,
             default_days=self.settings.reconcile_lookback_days,
         )
 

@@ -15,7 +15,7 @@ import pytest
 
 from commerce.bootstrap import Container, use_container
 from commerce.clock import FixedClock
-from commerce.repositories import new_firestore_client
+from commerce.repositories.base import new_firestore_client
 from commerce.secrets import EnvSecrets
 from tests.delivery.conftest import make_settings
 from tests.support import factories

@@ -21,7 +21,7 @@ import requests
 
 from commerce.bootstrap import Container, use_container
 from commerce.licensing.verifier import SIGNATURE_HEADER
-from commerce.repositories import new_firestore_client
+from commerce.repositories.base import new_firestore_client
 from emulators.stripe_setup import client_for
 from tests.fuzz.conftest import STRIPE_KEY, WEBHOOK_SECRET, Seeds
 from tests.purchase import stripe_events as se

@@ -9,14 +9,14 @@ from commerce.domain.models import AuditEntry, Order, WebhookEventRecord
 from commerce.domain.orders import OrderState
 from commerce.domain.tokens import DownloadGrant, generate_token
 from commerce.errors import AlreadyExists
-from commerce.repositories import (
+from commerce.repositories.base import run_transaction
+from commerce.repositories.collections import (
     AuditLogRepository,
     DownloadTokenRepository,
     OrderRepository,
-    RateLimitRepository,
     WebhookEventRepository,
-    run_transaction,
 )
+from commerce.repositories.rate_limits import RateLimitRepository
 from tests.support.threads import run_together
 
 pytestmark = pytest.mark.emulators

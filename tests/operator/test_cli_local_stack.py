@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from commerce.repositories import CustomerRepository, LicenseRepository, OrderRepository
+from commerce.repositories.collections import CustomerRepository, LicenseRepository, OrderRepository
 from emulators import local_secrets
 from tests.support import emulators as emu
 from tests.support import factories

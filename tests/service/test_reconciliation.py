@@ -5,6 +5,10 @@ double and the emulator: tests/purchase/test_functions.py and test_reconcile_rac
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -206,6 +210,55 @@ def test_the_orders_of_listed_paid_sessions_are_read_a_page_at_a_time(
     assert order_reads[:2] == [("get_many", paid_ids), ("get_many", [missed["id"]])]
     assert (report.examined, report.paid, report.already_fulfilled, report.repaired) == (6, 4, 3, 1)
     assert state_of(storage, missed["id"]) is OrderState.FULFILLED
+
+
+def test_a_run_with_nothing_to_repair_never_builds_the_webhook_steps(
+    container: Container,
+    deliver: Any,
+    stub_sessions: StubSessions,
+    storage: MemoryStorage,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settled = [fulfilled(deliver) for _ in range(2)]
+    unpaid = se.checkout_session(payment_status="unpaid", status="open")
+    foreign = se.checkout_session(product_id="another-product")
+    stub_sessions.sessions = [*settled, unpaid, foreign]
+    built: list[reconciliation.Repair] = []
+    real = reconciliation.Repair
+
+    def counted(*steps: Any) -> reconciliation.Repair:
+        built.append(real(*steps))
+        return built[-1]
+
+    monkeypatch.setattr(reconciliation, "Repair", counted)
+
+    report = container.reconciler.run(days=3)
+
+    assert (report.examined, report.paid, report.already_fulfilled) == (4, 2, 2)
+    assert built == []
+    missed = se.checkout_session()  # now one needs repair: the steps are built, once
+    stub_sessions.created(missed)
+    stub_sessions.sessions.append(missed)
+    charge = refunded_charge(stub_sessions, settled[0], amount=100)
+    report = container.reconciler.run(days=3)
+    assert (report.repaired, report.refunds_applied) == (1, 1)
+    assert len(built) == 1
+    assert state_of(storage, missed["id"]) is OrderState.FULFILLED
+    assert storage.load("orders", settled[0]["id"]).amount_refunded == charge["amount_refunded"]
+
+
+def test_loading_reconciliation_does_not_load_the_fulfillment_path() -> None:
+    probe = (
+        "import sys, commerce.purchase.reconciliation; "
+        "print([m for m in ('commerce.purchase.fulfillment', 'commerce.purchase.webhooks',"
+        " 'commerce.purchase.verification', 'commerce.audit') if m in sys.modules])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "shared")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("busy_attempts", [1, 2])

@@ -9,15 +9,10 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from commerce.domain.documents import Document as Document  # re-exported
 from commerce.domain.email_address import usable_address
 from commerce.domain.ids import derived_id as derived_id  # re-exported
 from commerce.domain.orders import OrderState, is_entitled
-
-
-class Document(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    id: str
 
 
 def mask_email(email: str) -> str:

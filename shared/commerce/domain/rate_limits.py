@@ -11,7 +11,7 @@ from typing import Protocol
 
 from pydantic import Field
 
-from commerce.domain.models import Document
+from commerce.domain.documents import Document
 
 RATE_LIMITS_COLLECTION = "rate_limits"
 

@@ -121,7 +121,7 @@ class Fulfillment:
         return self._apply(ledger_id, event_type, lambda uow, now, found: Change(outcome))
 
     def is_our_session(self, session: SessionFacts) -> bool:
-        return session.product_id == self.settings.product_id
+        return session.is_for(self.settings.product_id)
 
     # -- payment ---------------------------------------------------------------------
     def settle_paid(

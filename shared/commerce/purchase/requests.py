@@ -1,6 +1,6 @@
-"""The bodies the purchase feature's entry points accept (checkout, reconcile):
-pydantic models that refuse unknown fields. Apart from `purchase.schemas` so that only
-the functions that parse them build them (docs/performance.md, "Cold start")."""
+"""The body the checkout function accepts: a pydantic model that refuses unknown
+fields. Apart from `purchase.schemas` so that only the function that parses it builds
+it (docs/performance.md, "Cold start"); reconcile's body is in `purchase.reconciliation`."""
 
 from __future__ import annotations
 
@@ -39,19 +39,3 @@ class CheckoutRequest(BaseModel):
         if checked.address is None:
             raise ValueError("not a valid e-mail address")
         return checked.address
-
-
-class ReconcileRequest(BaseModel):
-    """Optional body of the `reconcile` function.
-
-    Cloud Scheduler posts `{"trigger": "scheduler"}` (infra/terraform/modules/shop/
-    scheduler.tf; tests/integration/test_scheduled_and_queued_calls.py sends exactly that body);
-    a person may post `{"days": N}` to look further back. `trigger` only names the caller
-    and changes nothing; any other field (or another trigger) is refused, so a typo such
-    as `{"day": 7}` is a 400 rather than a silently ignored option.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    days: int | None = Field(default=None, ge=1, le=30, strict=True)
-    trigger: Literal["scheduler"] | None = None

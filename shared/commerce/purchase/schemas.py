@@ -43,6 +43,19 @@ class InvalidEvent(InvalidRequest):
 
 PAID_STATUSES = frozenset({"paid", "no_payment_required"})  # a 100 % coupon is paid too
 
+# The Stripe events the shop acts on (the webhook's handlers; reconciliation replays the
+# charge events for refunds and disputes it finds in Stripe's lists).
+SESSION_COMPLETED = "checkout.session.completed"
+ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
+ASYNC_FAILED = "checkout.session.async_payment_failed"
+CHARGE_REFUNDED = "charge.refunded"
+DISPUTE_CREATED = "charge.dispute.created"
+DISPUTE_CLOSED = "charge.dispute.closed"
+EARLY_FRAUD_WARNING = "radar.early_fraud_warning.created"
+# Events that may need a Stripe lookup (`_session_of`) before their transaction.
+CHARGE_EVENTS = (CHARGE_REFUNDED, DISPUTE_CREATED, DISPUTE_CLOSED, EARLY_FRAUD_WARNING)
+DISPUTE_WON_STATUSES = frozenset({"won", "warning_closed"})
+
 
 @dataclass(frozen=True)
 class SessionFacts:
@@ -67,6 +80,10 @@ class SessionFacts:
     @property
     def is_complete_and_paid(self) -> bool:
         return self.status == "complete" and self.is_paid
+
+    def is_for(self, product_id: str) -> bool:
+        """Whether the session sells this shop's product (its metadata says so)."""
+        return self.product_id == product_id
 
     @classmethod
     def from_stripe(cls, session: Mapping[str, Any]) -> SessionFacts:

@@ -26,6 +26,15 @@ from commerce.logs import get_logger
 from commerce.purchase.fulfillment import Change, Fulfillment
 from commerce.purchase.gateway import StripeGateway, parse_event, verify_signature
 from commerce.purchase.schemas import (
+    ASYNC_FAILED,
+    ASYNC_SUCCEEDED,
+    CHARGE_EVENTS,
+    CHARGE_REFUNDED,
+    DISPUTE_CLOSED,
+    DISPUTE_CREATED,
+    DISPUTE_WON_STATUSES,
+    EARLY_FRAUD_WARNING,
+    SESSION_COMPLETED,
     DeliveryResult,
     InvalidEvent,
     Outcome,
@@ -37,25 +46,6 @@ from commerce.purchase.verification import PaidSessions
 from commerce.secrets import SecretName, SecretSource
 from commerce.unit_of_work import Storage
 
-SESSION_COMPLETED = "checkout.session.completed"
-ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
-ASYNC_FAILED = "checkout.session.async_payment_failed"
-CHARGE_REFUNDED = "charge.refunded"
-DISPUTE_CREATED = "charge.dispute.created"
-DISPUTE_CLOSED = "charge.dispute.closed"
-EARLY_FRAUD_WARNING = "radar.early_fraud_warning.created"
-HANDLED_EVENTS = (
-    SESSION_COMPLETED,
-    ASYNC_SUCCEEDED,
-    ASYNC_FAILED,
-    CHARGE_REFUNDED,
-    DISPUTE_CREATED,
-    DISPUTE_CLOSED,
-    EARLY_FRAUD_WARNING,
-)
-# Events that may need a Stripe lookup (`_session_of`) before their transaction.
-CHARGE_EVENTS = (CHARGE_REFUNDED, DISPUTE_CREATED, DISPUTE_CLOSED, EARLY_FRAUD_WARNING)
-DISPUTE_WON_STATUSES = frozenset({"won", "warning_closed"})
 _log = get_logger("commerce.purchase.webhooks")
 Handler = Callable[[str, str, Mapping[str, Any]], Change]  # (event id, type, data object)
 Ledger = dict[str, str]  # ledger_id, event_type

@@ -2,32 +2,9 @@
 
 Every method takes an optional transaction. Reads inside a transaction must come
 before its writes (Firestore's rule); services arrange that.
+
+The package loads nothing itself: import the module you need
+(`commerce.repositories.collections`, `.rate_limits`, `.base`...). A function that
+stores rate-limit counters only (checkout) then never loads every document model
+(docs/performance.md, "Cold start").
 """
-
-from commerce.repositories.base import Transaction, new_firestore_client, run_transaction
-from commerce.repositories.collections import (
-    ActivationRepository,
-    AuditLogRepository,
-    CustomerRepository,
-    DownloadTokenRepository,
-    EmailJobRepository,
-    LicenseRepository,
-    OrderRepository,
-    WebhookEventRepository,
-)
-from commerce.repositories.rate_limits import RateLimitRepository
-
-__all__ = [
-    "ActivationRepository",
-    "AuditLogRepository",
-    "CustomerRepository",
-    "DownloadTokenRepository",
-    "EmailJobRepository",
-    "LicenseRepository",
-    "OrderRepository",
-    "RateLimitRepository",
-    "Transaction",
-    "WebhookEventRepository",
-    "new_firestore_client",
-    "run_transaction",
-]
