@@ -70,6 +70,29 @@ FINGERPRINT = "cold-start-machine-" + "ab" * 16
 
 # Written into docs/performance.md under the table; the table is the latest run.
 HISTORY = """\
+**Issue 15, session 7 (2026-12-02).** What changed:
+
+- **Checkout builds 4 pydantic models instead of 12.** The rate-limit counter's
+  module imported `domain.models` for the documents' base class, and the repositories
+  package imported every repository: checkout, which stores nothing but rate-limit
+  counters before Stripe, built every document model (orders, licenses, e-mail jobs,
+  audit entries...) at its cold start. The base class has its own module
+  (`domain.documents`) and the package imports nothing (callers import the module).
+- **Reconcile builds the webhook's steps only when something needs repair.** It used
+  to build the fulfilment path, the paid-session verifier and the webhook service (and
+  with them the audit, key, grant and Cloud Tasks modules) before listing anything. A
+  run that finds every listed session settled and no refund or dispute, the usual run
+  and the measured first request, now never loads them (tests/service/
+  test_reconciliation.py counts the builds; a fresh interpreter shows the module
+  loads none of them). Its baseline lost `google.cloud.tasks_v2` with it (the bench's
+  baseline imports the Google clients the first request loads), so its ratio is
+  against a lighter baseline than session 6's.
+- Tried and dropped: loading the Stripe client (checkout) and email-validator (webhook)
+  on a background thread while the request waits on the network. Measured in-process
+  over three starts each, both raised the request's CPU (checkout 58-70 to 67-90 ms,
+  webhook 112-127 to 126-150 ms) and its wall time; the threads competed for the
+  interpreter with the request instead of filling its waits.
+
 **Issue 15, session 6 (2026-12-01).** What changed:
 
 - **The Stripe adapter no longer builds the library's typed objects.** Every call in
