@@ -181,3 +181,11 @@ def test_after_an_attempt_held_on_locks_the_pause_spreads_up_to_the_cap() -> Non
     assert max(pauses) > 0.5 > min(pauses)  # attempt 2 alone would stay under 0.04 s
     quick = [firestore_wire.contention_pause(2, held / 10) for _ in range(400)]
     assert max(quick) <= firestore_wire.BACKOFF_BASE * 2
+
+
+def test_attempts_stop_when_the_next_pause_would_end_past_the_budget() -> None:
+    unbounded = firestore_wire.Attempts(3)
+    assert list(unbounded) == [1, 2, 3]
+    spent = firestore_wire.Attempts(5, budget=0.0)  # any pause ends past it
+    assert list(spent) == [1]
+    assert spent.attempt == 2  # the attempt it did not make, as the 503's log reports

@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -140,17 +140,14 @@ class Reconciler:
     ) -> None:
         self.gateway = gateway
         self._build_repair = repair
-        self._repair: Repair | None = None
         self.storage = storage
         self.clock = clock
         self.product_id = product_id
         self.default_days = default_days
 
-    @property
+    @cached_property
     def repair(self) -> Repair:
-        if self._repair is None:
-            self._repair = self._build_repair()
-        return self._repair
+        return self._build_repair()
 
     def run(self, days: int | None = None) -> ReconcileReport:
         days = days or self.default_days

@@ -1,7 +1,8 @@
 """Values of the purchase feature: what a Checkout Session tells us and the reports
 services hand back to the entry points. Pure: no SDK imports. The bodies the entry
-points accept are pydantic models in `purchase.requests`, apart so that a function
-that validates none of them (the webhook) does not build them at its cold start."""
+points accept are pydantic models apart from here (checkout's in `purchase.requests`,
+reconcile's in `purchase.reconciliation`), so that a function that validates neither
+(the webhook) does not build them at its cold start."""
 
 from __future__ import annotations
 

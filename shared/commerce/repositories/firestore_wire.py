@@ -33,7 +33,7 @@ import contextlib
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -68,18 +68,15 @@ def run_transaction(
 
     Pessimistic, like the library's `@transactional`: every document read is locked
     until commit; on contention (Aborted, from a read or the commit) the whole of
-    `work` runs again, after `contention_pause`, in a transaction that keeps the first
+    `work` runs again, after a pause (`Attempts`), in a transaction that keeps the first
     attempt's place in line (`retry_transaction`). Contention that outlasts the
     attempts, or a busy store, becomes TransientFailure (HTTP 503), so a webhook or task
     delivery is retried by its sender rather than half-applied. Any other error rolls
     back and propagates.
     """
     retry_id: bytes | None = None
-    held = 0.0  # how long the last aborted attempt took
-    for attempt in range(1, max_attempts + 1):
-        if attempt > 1:
-            time.sleep(contention_pause(attempt, held))
-        begun = time.monotonic()
+    attempts = Attempts(max_attempts)
+    for _ in attempts:
         tx = ReadBegunTransaction(db, retry_id)
         try:
             result = work(tx)
@@ -91,7 +88,7 @@ def run_transaction(
             if retry_id is None and tx.in_progress:
                 retry_id = tx.id
             tx.forget()
-            held = time.monotonic() - begun
+            attempts.aborted()
             continue  # contention: try again with the same place in line
         except BaseException as exc:
             tx.abandon()
@@ -128,6 +125,40 @@ def contention_pause(attempt: int, held: float = 0.0) -> float:
     if held >= LOCK_WAIT_SECONDS:
         return _JITTER.uniform(0, BACKOFF_CAP)
     return _JITTER.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)))
+
+
+class Attempts:
+    """The attempts of one transaction, for both runners (`run_transaction`, the unit of
+    work): iterating yields 1, 2, ... up to `max_attempts`, pausing before each retry
+    (`contention_pause`, given how long the attempt before took until its `aborted`),
+    and stops early when the pause would end past `budget` seconds from the start."""
+
+    def __init__(self, max_attempts: int, budget: float | None = None) -> None:
+        self.max_attempts = max_attempts
+        self.budget = budget
+        self.started = time.monotonic()
+        self.attempt = 0
+        self._begun = self.started
+        self._held = 0.0  # how long the last aborted attempt took
+
+    def __iter__(self) -> Iterator[int]:
+        for attempt in range(1, self.max_attempts + 1):
+            self.attempt = attempt
+            if attempt > 1:
+                pause = contention_pause(attempt, self._held)
+                if self.budget is not None and self.elapsed + pause > self.budget:
+                    return
+                time.sleep(pause)
+            self._begun = time.monotonic()
+            yield attempt
+
+    def aborted(self) -> None:
+        """The current attempt met contention."""
+        self._held = time.monotonic() - self._begun
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
 
 
 def translated(exc: BaseException) -> BaseException:

@@ -14,7 +14,6 @@ the documents are encoded exactly as everywhere else.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -37,8 +36,8 @@ from commerce.repositories.collections import (
     WebhookEventRepository,
 )
 from commerce.repositories.firestore_wire import (
+    Attempts,
     ReadBegunTransaction,
-    contention_pause,
     document_path,
     read_documents,
     translated,
@@ -58,8 +57,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 _log = get_logger("commerce.repositories.unit_of_work")
 
-# Contention retries: up to MAX_ATTEMPTS transactions within RETRY_BUDGET seconds, each
-# retry after `firestore_wire.contention_pause` (jittered, growing), so many requests
+# Contention retries (`firestore_wire.Attempts`): up to MAX_ATTEMPTS transactions within
+# RETRY_BUDGET seconds, each retry after a jittered, growing pause, so many requests
 # for one document (16 activations of one license at once) spread out instead of
 # aborting each other in lock step. The budget keeps a busy store's 503 well inside the
 # functions' timeouts.
@@ -206,17 +205,9 @@ class FirestoreUnitOfWork(UnitOfWork):
             return super().run(work)
         self._retry_id = None
         self._read_collections = set()
-        started = time.monotonic()
-        attempt = 0
         last_error = ""
-        held = 0.0  # how long the last aborted attempt took
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            if attempt > 1:
-                pause = contention_pause(attempt, held)
-                if time.monotonic() - started + pause > RETRY_BUDGET:
-                    break
-                time.sleep(pause)
-            begun = time.monotonic()
+        attempts = Attempts(MAX_ATTEMPTS, RETRY_BUDGET)
+        for attempt in attempts:
             self.committed = False
             self._start()
             tx = self._tx
@@ -233,7 +224,7 @@ class FirestoreUnitOfWork(UnitOfWork):
                 tx.forget()
                 self._end()
                 last_error = str(exc.message)[:200]
-                held = time.monotonic() - begun
+                attempts.aborted()
                 continue
             except BaseException as exc:
                 tx.abandon()
@@ -258,8 +249,8 @@ class FirestoreUnitOfWork(UnitOfWork):
             "transaction gave up under contention; answering 503",
             extra={
                 "event": "storage.contention",
-                "attempts": attempt,
-                "seconds": round(time.monotonic() - started, 2),
+                "attempts": attempts.attempt,
+                "seconds": round(attempts.elapsed, 2),
                 "collections": sorted(self._read_collections),
                 "error": last_error,
             },
